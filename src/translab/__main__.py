@@ -1,0 +1,5 @@
+import sys
+
+from translab.cli import main
+
+sys.exit(main())

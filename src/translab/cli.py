@@ -1,0 +1,49 @@
+"""`translab` command line: thin subcommands, no ML logic. Each lives in translab/commands/<name>.py with
+``register(subparsers)`` and a ``run(args)`` set as the parser's default."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand modules, in the order `translab --help` lists them
+COMMANDS = ("demo", "train", "translate", "evaluate", "compare", "latent", "classifier", "models", "data", "config")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="translab",
+        description="Unpaired image-to-image translation with diffusion models: DDIB, UNIT-DDPM, SDEdit, "
+                    "CycleGAN and Neural OT, trained, measured and compared.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"translab.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"translab.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from translab.errors import USER_ERRORS
+
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as e:
+        print(f"translab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("translab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""Typed configuration: dataclasses, YAML presets, `--set key.sub=value` overrides.
+
+A config is data. It is parsed with ``yaml.safe_load``, validated against the dataclasses below, printed,
+saved in the run directory and inside every checkpoint. Nothing in it is ever executed.
+
+Layout of a full config::
+
+    method: ddib            # a key of translab.methods.METHODS
+    data:   {...}           # DataConfig
+    train:  {...}           # TrainConfig
+    model:  {...}           # the method's own dataclass (e.g. DDIBConfig)
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file, preset or override that does not match the schema."""
+
+
+def describe(meaning: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
+    """A dataclass field with a one-line meaning stored in its metadata (shown by `translab config`)."""
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": meaning})
+    return field(default=default, metadata={"help": meaning})
+
+
+@dataclass
+class DataConfig:
+    dataset: str = describe("cmnist | celeba | folders | synthetic", "cmnist")
+    root: str | None = describe("data root (MNIST, CelebA or the folder pair); None: $TRANSLAB_DATA or ~/.cache/translab", None)
+    digit_a: int = describe("cmnist: digit of domain A", 2)
+    digit_b: int = describe("cmnist: digit of domain B", 3)
+    image_size: int = describe("side of the square images fed to the networks", 32)
+    color_seed: int = describe("cmnist: base seed of the per-image hues", 0)
+    reverse: bool = describe("swap domains A and B (e.g. female -> male for CelebA)", False)
+    limit: int | None = describe("keep at most this many images per domain and split (quick runs)", None)
+    num_workers: int = describe("DataLoader worker processes", 0)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = describe("optimisation steps", 10000)
+    batch_size: int = describe("images per domain per step (per process)", 64)
+    lr: float = describe("learning rate of every optimiser unless the method overrides it", 2e-4)
+    weight_decay: float = describe("AdamW weight decay", 0.0)
+    grad_clip: float = describe("clip the global gradient norm to this value (0: off)", 1.0)
+    ema_decay: float = describe("EMA decay of inference weights (0: no EMA)", 0.999)
+    ema_start: int = describe("step from which EMA averaging starts (copy before)", 0)
+    seed: int = describe("seed of weights, data order and noise", 0)
+    log_every: int = describe("steps between metrics.jsonl lines", 50)
+    sample_every: int = describe("steps between sample grids (0: only at the end)", 1000)
+    checkpoint_every: int = describe("steps between checkpoints", 1000)
+    keep_checkpoints: int = describe("checkpoints kept on disk (older ones are deleted)", 2)
+    compile: bool = describe("torch.compile the networks", False)
+    channels_last: bool = describe("channels_last memory format", False)
+    mixed_precision: str = describe("no | bf16 (CUDA only)", "no")
+    deterministic: bool = describe("torch.use_deterministic_algorithms (exact resume tests)", False)
+    threads: int = describe("CPU threads for torch (0: torch default)", 0)
+    progress: bool = describe("show a progress bar", True)
+
+
+@dataclass
+class Config:
+    method: str = describe("method name (translab.methods.METHODS)", "ddib")
+    data: DataConfig = describe("data domains", factory=DataConfig)
+    train: TrainConfig = describe("training loop", factory=TrainConfig)
+    model: Any = describe("the method's own settings", None)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+# --------------------------------------------------------------------------------------------------
+# dict <-> dataclass
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-Python (YAML/JSON-safe) view of a config dataclass tree."""
+    if is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(options))}"
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``typ`` and convert the harmless cases (int -> float)."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if typ is Any:
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} does not match {typ}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if is_dataclass(typ):
+        if isinstance(value, typ):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(typ, value, prefix=where)
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls, data: dict, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown keys raise ConfigError with a suggestion."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    types = _field_types(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            full = [f"{prefix}.{n}" if prefix else n for n in names]
+            raise ConfigError(f"unknown config key '{where}'{_suggest(where, full)}")
+        kwargs[key] = _coerce(value, types[key], where)
+    return cls(**kwargs)
+
+
+def build_config(data: dict) -> Config:
+    """Full config from a plain mapping: the method name decides the dataclass of ``model``."""
+    from translab.methods import method_config_class
+
+    data = dict(data or {})
+    method = data.get("method", "ddib")
+    model_cls = method_config_class(method)
+    model = data.pop("model", None) or {}
+    cfg = from_dict(Config, data)
+    cfg.model = from_dict(model_cls, model, prefix="model")
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------------
+# presets, files, overrides
+
+
+def preset_names(method: str | None = None) -> list[str]:
+    """Names of shipped presets, ``method/preset``."""
+    root = resources.files("translab") / "presets"
+    names = []
+    for mdir in sorted(root.iterdir(), key=lambda p: p.name):
+        if not mdir.is_dir() or (method and mdir.name != method):
+            continue
+        for f in sorted(mdir.iterdir(), key=lambda p: p.name):
+            if f.name.endswith(".yaml"):
+                names.append(f"{mdir.name}/{f.name[:-5]}")
+    return names
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_preset(method: str, preset: str) -> dict:
+    f = resources.files("translab") / "presets" / method / f"{preset}.yaml"
+    if not f.is_file():
+        options = [n.split("/", 1)[1] for n in preset_names(method)]
+        hint = _suggest(preset, options) if options else f"; no presets exist for method '{method}'"
+        raise ConfigError(f"unknown preset '{preset}' for method '{method}'{hint}")
+    data = yaml.safe_load(f.read_text()) or {}
+    data.setdefault("method", method)
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.steps=100`` -> (['train', 'steps'], 100). The value is parsed as a YAML scalar/list."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_override(data: dict, path: list[str], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]... = value`` in a plain mapping (validated later by build_config)."""
+    node = data
+    for part in path[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set '{'.'.join(path)}': '{part}' is not a section")
+        node = nxt
+    node[path[-1]] = value
+
+
+def resolve_config(method: str | None = None, preset: str | None = None, config_file: str | None = None,
+                   overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Preset, then config file, then ``--set`` overrides, in that order; validated."""
+    data: dict = {}
+    if preset:
+        if not method:
+            raise ConfigError("a preset needs a method")
+        data = load_preset(method, preset)
+    if config_file:
+        data = deep_merge(data, load_yaml(config_file))
+    if method:
+        if data.get("method", method) != method:
+            raise ConfigError(f"config says method '{data['method']}' but the command asks for '{method}'")
+        data["method"] = method
+    for text in overrides:
+        path, value = parse_override(text)
+        apply_override(data, path, value)
+    return build_config(data)
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config mappings."""
+    keys = sorted(set(old) | set(new))
+    out = []
+    for k in keys:
+        where = f"{prefix}.{k}" if prefix else k
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff_configs(a, b, where)
+        elif a != b:
+            out.append(where)
+    return out

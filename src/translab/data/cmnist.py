@@ -1,0 +1,136 @@
+"""Colored MNIST: two MNIST digits, each image coloured with one uniformly random hue.
+
+Protocol (../DESIGN.md, as in the neural-OT literature, Korotin et al. ICLR 2023): resize the 28x28 grey
+digit to the image size, then read the grey level as the HSV value with saturation 1 and a random hue, so
+the background stays black. Hues are deterministic per (seed, split, domain) and the seeds of A and B
+differ, so the k-th image of A and the k-th of B are not paired by colour.
+"""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from translab.data.base import DataError, DomainPair, TensorImages
+
+SHIPPED_DIGITS = (2, 3)
+SPLIT_IDS = {"train": 0, "test": 1}
+
+
+def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """HSV -> RGB. h in degrees [0, 360), s and v in [0, 1], all broadcastable; returns (..., 3) in [0, 1]."""
+    h = (h % 360.0) / 60.0
+    def channel(n: float) -> torch.Tensor:
+        k = (n + h) % 6.0
+        return v - v * s * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+    return torch.stack([channel(5.0), channel(3.0), channel(1.0)], dim=-1)
+
+
+def colorize(grey: torch.Tensor, hue_deg: torch.Tensor) -> torch.Tensor:
+    """grey (N, H, W) in [0, 1], hue (N,) degrees -> RGB (N, 3, H, W) in [0, 1] (saturation 1, value = grey)."""
+    h = hue_deg[:, None, None].expand_as(grey)
+    rgb = hsv_to_rgb(h, torch.ones_like(grey), grey)
+    return rgb.permute(0, 3, 1, 2).contiguous()
+
+
+def hues_for(seed: int, split: str, domain_index: int, digit: int, n: int) -> torch.Tensor:
+    """Deterministic hues in degrees for one split and domain; different streams for A and B."""
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], domain_index, digit])
+    return torch.from_numpy(rng.uniform(0.0, 360.0, size=n)).float()
+
+
+def default_data_root() -> Path:
+    env = os.environ.get("TRANSLAB_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "translab"
+
+
+def load_mnist_digit(digit: int, split: str, root: str | None) -> tuple[np.ndarray, str]:
+    """uint8 (N, 28, 28) images of one digit; shipped for 2 and 3, else from torchvision's MNIST under root."""
+    if not isinstance(digit, int) or isinstance(digit, bool) or not 0 <= digit <= 9:
+        raise DataError(f"MNIST digit must be an integer in 0-9, got {digit!r}")
+    if digit in SHIPPED_DIGITS:
+        with resources.files("translab.data").joinpath("mnist_digits_2_3.npz").open("rb") as f:
+            arr = np.load(f)[f"{split}_{digit}"]
+        return arr, "translab (shipped MNIST 2s and 3s)"
+    from torchvision.datasets import MNIST
+
+    base = Path(root) if root else default_data_root()
+    try:
+        ds = MNIST(str(base), train=(split == "train"), download=False)
+    except RuntimeError:
+        try:
+            ds = MNIST(str(base), train=(split == "train"), download=True)
+        except Exception as e:  # no network, no copy
+            raise DataError(
+                f"MNIST digit {digit} is not shipped and no MNIST copy was found under {base} "
+                f"(expected {base}/MNIST/raw/*-ubyte); the download failed too ({type(e).__name__}). "
+                f"Pass --data-root or set TRANSLAB_DATA to a folder holding MNIST/raw."
+            ) from None
+    imgs = ds.data.numpy()
+    labels = ds.targets.numpy()
+    return imgs[labels == digit], f"torchvision MNIST at {base}"
+
+
+def colored_mnist_split(digit: int, split: str, domain_index: int, image_size: int, seed: int,
+                        root: str | None, limit: int | None = None) -> tuple[TensorImages, str]:
+    grey, source = load_mnist_digit(digit, split, root)
+    if limit:
+        grey = grey[:limit]
+    g = torch.from_numpy(grey).float().div(255.0)[:, None]
+    if image_size != 28:
+        g = F.interpolate(g, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    g = g.clamp(0.0, 1.0)[:, 0]
+    hues = hues_for(seed, split, domain_index, digit, g.shape[0])
+    rgb = colorize(g, hues) * 2.0 - 1.0
+    labels = torch.full((g.shape[0],), digit, dtype=torch.long)
+    names = [f"{split}_{digit}_{i:05d}" for i in range(g.shape[0])]
+    return TensorImages(rgb, {"hue": hues, "digit": labels}, names), source
+
+
+def build_cmnist(digit_a: int = 2, digit_b: int = 3, image_size: int = 32, seed: int = 0, root: str | None = None,
+                 limit: int | None = None) -> DomainPair:
+    if digit_a == digit_b:
+        raise DataError(f"the two Colored MNIST domains need different digits, got {digit_a} and {digit_b}")
+    datasets, sources = {}, set()
+    for split in ("train", "test"):
+        for di, (dom, digit) in enumerate((("a", digit_a), ("b", digit_b))):
+            ds, src = colored_mnist_split(digit, split, di, image_size, seed, root, limit)
+            datasets[(dom, split)] = ds
+            sources.add(src)
+    return DomainPair(f"cmnist-{digit_a}to{digit_b}", (str(digit_a), str(digit_b)), image_size, datasets,
+                      "; ".join(sorted(sources)), {"digits": (digit_a, digit_b)})
+
+
+def foreground_hue(images: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
+    """Circular-mean hue in degrees of the bright pixels of each image.
+
+    images (N, 3, H, W) in [-1, 1] -> (N,) degrees in [0, 360). Pixels whose value (max channel, in [0, 1])
+    is below ``threshold`` are background; each foreground pixel's hue is weighted by value x saturation,
+    so grey or dark pixels barely count. An image with no foreground gets NaN.
+    """
+    x = (images.float().clamp(-1, 1) + 1.0) / 2.0
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    mx, _ = x.max(dim=1)
+    mn, _ = x.min(dim=1)
+    delta = mx - mn
+    safe = torch.where(delta > 1e-6, delta, torch.ones_like(delta))
+    hr = ((g - b) / safe) % 6.0
+    hg = (b - r) / safe + 2.0
+    hb = (r - g) / safe + 4.0
+    h = torch.where(mx == r, hr, torch.where(mx == g, hg, hb)) * 60.0
+    weight = (mx >= threshold).float() * delta
+    ang = torch.deg2rad(h)
+    c = (weight * torch.cos(ang)).sum(dim=(1, 2))
+    s = (weight * torch.sin(ang)).sum(dim=(1, 2))
+    hue = torch.rad2deg(torch.atan2(s, c)) % 360.0
+    return torch.where(weight.sum(dim=(1, 2)) > 1e-6, hue, torch.full_like(hue, float("nan")))
+
+
+def hue_distance(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+    """Circular distance in degrees, in [0, 180]."""
+    d = (h1 - h2).abs() % 360.0
+    return torch.minimum(d, 360.0 - d)

@@ -1,0 +1,134 @@
+"""DDIB: Dual Diffusion Implicit Bridges (Su, Song, Meng, Ermon, ICLR 2023, arXiv 2203.08382).
+
+Translate A -> B by encoding x_A to a latent with the source model's deterministic DDIM ODE (Sec. 3,
+"x^(l) = ODESolve(x^(s); v_theta^(s), 0, 1)") and decoding that latent with the target model's ODE
+("x^(t) = ODESolve(x^(l); v_theta^(t), 1, 0)"). Two layouts:
+
+- ``conditional: true``: one denoiser with a domain label serves both domains;
+- ``conditional: false``: two independent unconditional denoisers eps_a and eps_b, each trainable alone on
+  its own domain (``train_domains: [a]`` or ``[b]``; the paper's privacy setting).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from translab.config import describe
+from translab.diffusion.process import loss_simple, q_sample, sample_t
+from translab.diffusion.samplers import invert_ddim, sample_ddim
+from translab.diffusion.schedule import NoiseSchedule
+from translab.methods.base import Method, MethodError, Translation, check_direction
+from translab.nets.unet import DenoiserUNet, UNetConfig
+
+DOMAIN_INDEX = {"a": 0, "b": 1}
+
+
+@dataclass
+class DiffusionConfig:
+    schedule: str = describe("cosine (improved-diffusion) | linear (DDPM)", "cosine")
+    num_timesteps: int = describe("training timesteps T", 1000)
+
+
+@dataclass
+class DDIBConfig:
+    diffusion: DiffusionConfig = describe("noise schedule", factory=DiffusionConfig)
+    unet: UNetConfig = describe("denoiser size", factory=UNetConfig)
+    conditional: bool = describe("one domain-conditional denoiser (true) or two independent ones (false)", True)
+    train_domains: list[str] = describe("domains whose denoisers are trained (privacy setting: one each run)",
+                                        factory=lambda: ["a", "b"])
+    steps: int = describe("default DDIM steps per chain (NFE = 2 x steps)", 50)
+    t_max: int | None = describe("timestep where the chains start (None: T - T/steps)", None)
+    clip_decode: bool = describe("clip x0 predictions to [-1, 1] while decoding (never while encoding)", False)
+    sample_steps: int = describe("DDIM steps per chain for the training sample grids", 20)
+
+
+class DDIB(Method):
+    name = "ddib"
+    config_class = DDIBConfig
+
+    def __init__(self, cfg: DDIBConfig, image_size: int):
+        super().__init__(cfg, image_size)
+        for d in cfg.train_domains:
+            if d not in DOMAIN_INDEX:
+                raise MethodError(f"model.train_domains: unknown domain '{d}', expected 'a' and/or 'b'")
+        self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
+        if cfg.conditional:
+            self.nets["eps"] = DenoiserUNet(cfg.unet, image_size, num_domains=2)
+        else:
+            for d in ("a", "b"):
+                self.nets[f"eps_{d}"] = DenoiserUNet(cfg.unet, image_size)
+        self.ema_nets = tuple(self.nets.keys())
+
+    # ---- training -------------------------------------------------------------------------------
+    def optimizer_specs(self, train_cfg):
+        from translab.methods.base import OptimizerSpec
+
+        if self.cfg.conditional:
+            names = ("eps",)
+        else:
+            names = tuple(f"eps_{d}" for d in self.cfg.train_domains)
+        return {"denoiser": OptimizerSpec(names, train_cfg.lr, weight_decay=train_cfg.weight_decay)}
+
+    def train_step(self, ctx, batch_a, batch_b):
+        """L_simple (Ho et al. eq. 14) on each trained domain; one optimiser step."""
+        batches = {"a": batch_a, "b": batch_b}
+        domains = list(self.cfg.train_domains)
+        if self.cfg.conditional:
+            x0 = torch.cat([batches[d] for d in domains])
+            label = torch.cat([torch.full((batches[d].shape[0],), DOMAIN_INDEX[d], dtype=torch.long) for d in domains])
+            label = label.to(x0.device)
+            t = sample_t(self.schedule, x0.shape[0], ctx.generator, x0.device)
+            eps = ctx.randn_like(x0)
+            pred = ctx.model("eps")(q_sample(self.schedule, x0, t, eps), t, label)
+            loss = loss_simple(pred, eps)
+            out = {"loss": loss}
+        else:
+            losses = {}
+            for d in domains:
+                x0 = batches[d]
+                t = sample_t(self.schedule, x0.shape[0], ctx.generator, x0.device)
+                eps = ctx.randn_like(x0)
+                losses[f"loss_{d}"] = loss_simple(ctx.model(f"eps_{d}")(q_sample(self.schedule, x0, t, eps), t), eps)
+            loss = sum(losses.values())
+            out = dict(losses, loss=loss)
+        ctx.optimize("denoiser", loss)
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    # ---- inference ------------------------------------------------------------------------------
+    def eps_fn(self, domain: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Noise predictor of one domain, eps(x (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference weights."""
+        if self.cfg.conditional:
+            net = self.infer_net("eps")
+            label = DOMAIN_INDEX[domain]
+            return lambda x, t: net(x, t, torch.full((x.shape[0],), label, dtype=torch.long, device=x.device))
+        net = self.infer_net(f"eps_{domain}")
+        return lambda x, t: net(x, t)
+
+    def default_steps(self) -> int:
+        return self.cfg.steps
+
+    def timesteps(self, steps: int | None) -> list[int]:
+        return self.schedule.timesteps(steps or self.cfg.steps, self.cfg.t_max)
+
+    @torch.no_grad()
+    def encode(self, x0: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor:
+        """Image (N,3,H,W) in [-1,1] -> latent (N,3,H,W) ~ N(0, I) by the domain's DDIM ODE (no clipping)."""
+        return invert_ddim(self.eps_fn(domain), self.schedule, x0, self.timesteps(steps), progress=progress)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor:
+        """Latent (N,3,H,W) -> image (N,3,H,W) by the domain's DDIM ODE (eta = 0)."""
+        return sample_ddim(self.eps_fn(domain), self.schedule, z, self.timesteps(steps),
+                           clip_x0=self.cfg.clip_decode, progress=progress)
+
+    @torch.no_grad()
+    def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
+        src, tgt = check_direction(direction).split("2")
+        z = self.encode(x, src, steps, progress)
+        y = self.decode(z, tgt, steps, progress)
+        return Translation(y.clamp(-1, 1), self.nfe(direction, steps), {"z": z} if return_latents else None)
+
+    def nfe(self, direction, steps=None):
+        return 2 * len(self.timesteps(steps))

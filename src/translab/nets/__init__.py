@@ -1,0 +1,1 @@
+"""Networks: denoiser UNets (diffusers' UNet2DModel), ResNet generators, PatchGAN and NOT critics."""

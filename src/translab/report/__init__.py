@@ -1,0 +1,1 @@
+"""Grids, plots, markdown and HTML reports, built from run-directory files only."""

@@ -1,0 +1,109 @@
+"""The run directory: the contract between commands.
+
+    RUN/config.yaml  log.txt  metrics.jsonl  samples/  checkpoints/  eval/*.json  analysis/*  train_record.json
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+
+class RunDirError(RuntimeError):
+    """A run directory that is missing, locked by another process, or not a translab run."""
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def eval(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def analysis(self) -> Path:
+        return self.path / "analysis"
+
+    def ensure(self) -> "RunDir":
+        for p in (self.path, self.checkpoints, self.samples):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def log(self, message: str) -> None:
+        stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.path / "log.txt", "a") as f:
+            f.write(f"[{stamp}] {message}\n")
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.path / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        p = self.path / "metrics.jsonl"
+        if not p.is_file():
+            return []
+        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+    def read_config(self) -> dict:
+        if not self.config_file.is_file():
+            raise RunDirError(f"{self.path} is not a translab run: no config.yaml")
+        return yaml.safe_load(self.config_file.read_text()) or {}
+
+    def write_json(self, rel: str, data: dict) -> Path:
+        p = self.path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, p)
+        return p
+
+
+class RunLock:
+    """An exclusive advisory lock on RUN/.lock so that two trainings never write one run directory."""
+
+    def __init__(self, run: RunDir):
+        self.file = run.path / ".lock"
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = open(self.file, "a+")
+        try:
+            fcntl.flock(self.fd.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fd.seek(0)
+            holder = self.fd.read().strip() or "another process"
+            self.fd.close()
+            raise RunDirError(f"run directory {self.file.parent} is in use by {holder}; "
+                              f"wait for it to finish or choose another --run-dir") from None
+        self.fd.seek(0)
+        self.fd.truncate()
+        self.fd.write(f"pid {os.getpid()}")
+        self.fd.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        if self.fd:
+            fcntl.flock(self.fd.fileno(), fcntl.LOCK_UN)
+            self.fd.close()
+        return False
