@@ -10,7 +10,6 @@ import json
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +122,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             f"refused to load {path}: it holds objects outside the safe allow-list (weights_only=True), "
             f"possibly code; translab checkpoints hold only tensors and plain values ({str(e).splitlines()[0][:200]})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # truncated archives surface as RuntimeError, KeyError, EOFError, BadZipFile, ...
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a torch file ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -26,12 +26,15 @@ from translab.methods import Method, build_method
 from translab.report.grids import save_grid
 from translab.rundir import RunDir, RunLock
 
-#: config keys that may change between a run and its resumption (recorded in log.txt)
+#: model/data keys that may change between a run and its resumption (every train.* key may; all are logged)
 RESUME_SAFE_PREFIXES = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
                         "train.keep_checkpoints", "train.progress", "train.threads", "train.compile",
                         "train.channels_last", "data.num_workers", "data.root", "model.steps", "model.sample_steps",
                         "model.t_max", "model.clip_decode", "model.t0", "model.eta", "model.release_t",
                         "model.sample_chain")
+
+
+_LAST_METHOD = None
 
 
 class TrainingError(RuntimeError):
@@ -195,7 +198,8 @@ class TrainResult:
 
 def _check_resume_config(saved: dict, new: dict, ckpt: Path) -> list[str]:
     changed = diff_configs(saved, new)
-    unsafe = [k for k in changed if not k.startswith(RESUME_SAFE_PREFIXES)]
+    # every train.* change is allowed (and recorded); model and data keys define the weights' shape and meaning
+    unsafe = [k for k in changed if not k.startswith(RESUME_SAFE_PREFIXES) and not k.startswith("train.")]
     if unsafe:
         raise TrainingError(
             f"cannot resume from {ckpt}: the config changed in keys that define the model or its data: "
@@ -232,6 +236,8 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
 def train(cfg: Config, run_dir: str | Path, pair=None, on_step=None) -> TrainResult:
     """Train ``cfg.method`` into ``run_dir`` (resuming from its latest checkpoint if there is one)."""
     run = RunDir(run_dir).ensure()
+    if int(os.environ.get("RANK", "0")) != 0:  # other ranks of a multi-process run: rank 0 holds the lock
+        return _train_locked(cfg, run, pair, on_step)
     with RunLock(run):
         return _train_locked(cfg, run, pair, on_step)
 
@@ -261,6 +267,8 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
     torch.manual_seed(cfg.train.seed)
     method: Method = build_method(cfg)
     method.to(accelerator.device)
+    global _LAST_METHOD
+    _LAST_METHOD = method  # inspected by the multi-process test
     if cfg.train.channels_last:
         method.nets.to(memory_format=torch.channels_last)
     for name in method.ema_nets:
@@ -419,7 +427,6 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
                 "device": str(accelerator.device), "processes": world, "hardware": hardware_string(),
                 "final": {k: round(v, 6) for k, v in last_scalars.items()}})
             run.log(f"finished at step {step} in {wall:.0f} s")
-    accelerator.end_training() if hasattr(accelerator, "end_training") else None
     return TrainResult(run.path, step, stopped_early, wall, last_scalars)
 
 
@@ -447,10 +454,15 @@ def load_method(run_or_ckpt: str | Path, map_location: str = "cpu", as_method: s
     are plain {'model.key': value} changes of inference settings.
     """
     path = Path(run_or_ckpt)
-    ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
-    if ckpt is None:
-        raise CheckpointError(f"no checkpoint found in {path / 'checkpoints'}")
-    state = load_checkpoint(ckpt, map_location)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        from translab.export import load_inference_folder
+
+        state, ckpt = load_inference_folder(path), path / "model.safetensors"
+    else:
+        ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
+        if ckpt is None:
+            raise CheckpointError(f"no checkpoint found in {path / 'checkpoints'}")
+        state = load_checkpoint(ckpt, map_location)
     data = copy.deepcopy(state["config"])
     if as_method:
         data["method"] = as_method

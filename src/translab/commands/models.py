@@ -1,0 +1,27 @@
+"""`translab models`: the models shipped inside the package, with how each was trained."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list the shipped pretrained models (usable as --run NAME)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from translab.shipped import shipped_models
+
+    models = shipped_models()
+    if not models:
+        print("no models are shipped with this installation")
+        return 0
+    print(f"{'name':28s} {'steps':>7s} {'train time':>11s} {'size':>8s}  hardware")
+    for name, folder in models.items():
+        rec_file = folder / "train_record.json"
+        rec = json.loads(rec_file.read_text()) if rec_file.is_file() else {}
+        size = (folder / "model.safetensors").stat().st_size / 1e6
+        wall = rec.get("wall_seconds")
+        print(f"{name:28s} {rec.get('steps', '?'):>7} {(f'{wall / 60:.0f} min' if wall else '?'):>11s} "
+              f"{size:>6.1f}MB  {rec.get('hardware', '?')}")
+    return 0

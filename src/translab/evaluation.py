@@ -1,0 +1,290 @@
+"""Evaluate a trained run: translate the source domain's whole test split and measure the result.
+
+Writes RUN/eval/<method>_<direction>_<steps>[_<overrides>].json with every metric that applies to the
+dataset, the cost of translation and the training record, plus the first 16 inputs and outputs
+(``..._samples.pt`` as uint8 tensors and ``..._grid.png``) so that reports never need to load a model.
+
+Metrics (../DESIGN.md, "Metrics protocol"):
+- all datasets: FID and KID against the target domain's real test images with two labelled feature
+  extractors (``inception`` pool3; ``classifier``: penultimate features of translab's classifier), transport
+  cost, SSIM, cycle error where the method translates both ways;
+- hue-coloured datasets (cmnist, synthetic): hue error;
+- cmnist: target accuracy (shipped digit reader); other datasets: attribute accuracy when a classifier is
+  given (``classifier_path``).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from translab.data.base import stack_dataset
+from translab.methods.base import MethodError, check_direction
+from translab.metrics.color import hue_error, mean_squared_distance, target_accuracy, transport_cost
+from translab.metrics.frechet import Extractor, labelled_distances
+from translab.metrics.structure import ssim
+from translab.paths import safe_name
+
+SAMPLES = 16
+HUE_DATASETS = ("cmnist", "synthetic")
+INCEPTION_NOTE = ("Inception FID/KID: torchmetrics with antialias=False (torch-fidelity's resize), on the plain "
+                  "test sets (not tiled to 10,000 images)")
+MSE_UNITS = "mean squared difference per pixel and channel, images in [-1, 1]"
+
+
+@dataclass
+class EvalOptions:
+    direction: str = "a2b"
+    steps: int | None = None
+    limit: int | None = None
+    as_method: str | None = None
+    overrides: dict = field(default_factory=dict)
+    batch_size: int = 64
+    device: str = "cpu"
+    seed: int = 0
+    inception: bool = True
+    classifier_path: str | None = None
+    progress: bool = True
+    cycle_limit: int | None = None  # cycle error on the first N inputs only (None: all)
+    compile: bool = False  # torch.compile the networks for inference
+
+
+def eval_stem(method_name: str, direction: str, steps: int | None, overrides: dict) -> str:
+    """File stem of an evaluation: method_direction_steps, plus the inference overrides when there are any."""
+    stem = f"{method_name}_{direction}_{steps if steps else 'nosteps'}"
+    if overrides:
+        stem += "_" + safe_name("_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(overrides.items())))
+    return stem
+
+
+# --------------------------------------------------------------------------------------------------
+# translation
+
+
+def translate_all(method, x: torch.Tensor, direction: str, steps: int | None, batch_size: int, device: str,
+                  generator: torch.Generator, progress: bool, desc: str) -> tuple[torch.Tensor, int, float]:
+    """Translate x (N, 3, H, W) in [-1, 1] in batches -> (outputs on CPU, NFE per image, seconds)."""
+    outs, nfes = [], set()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=x.shape[0], desc=desc, unit="img", dynamic_ncols=True)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(0, x.shape[0], batch_size):
+        tr = method.translate(x[i:i + batch_size].to(device), direction, steps=steps, generator=generator)
+        outs.append(tr.images.detach().float().cpu())
+        nfes.add(int(tr.nfe))
+        if bar is not None:
+            bar.update(tr.images.shape[0])
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    if len(nfes) > 1:
+        raise MethodError(f"{method.name} reported different NFE per batch: {sorted(nfes)}")
+    return torch.cat(outs), (nfes.pop() if nfes else 0), seconds
+
+
+# --------------------------------------------------------------------------------------------------
+# feature extractors
+
+
+_REAL_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def build_extractors(dataset: str, opts: EvalOptions) -> tuple[list[Extractor], object | None]:
+    """[inception, classifier] extractors (each possibly unavailable with a reason) and the classifier model."""
+    from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
+    from translab.metrics.inception import PROTOCOL, InceptionUnavailable, inception_features, load_inception
+
+    extractors = []
+    if opts.inception:
+        try:
+            inc = load_inception(opts.device)
+            extractors.append(Extractor("inception", lambda im: inception_features(inc, im, opts.batch_size),
+                                        f"{PROTOCOL}; weights: {inc.source}",
+                                        cache_id=f"inception {inc.source} {opts.device}"))
+        except InceptionUnavailable as e:
+            extractors.append(Extractor("inception", reason=str(e)))
+    else:
+        extractors.append(Extractor("inception", reason="skipped on request (--no-inception)"))
+    clf, path = None, opts.classifier_path
+    if path is None and dataset == "cmnist":
+        path = str(shipped_classifier_path("cmnist"))
+    if path is None:
+        extractors.append(Extractor("classifier", reason=f"no classifier configured for dataset '{dataset}': pass "
+                                    f"--classifier PATH (e.g. from `translab classifier train celeba-gender`)"))
+    else:
+        clf = load_classifier(path, opts.device)
+        extractors.append(Extractor("classifier", lambda im: classifier_outputs(clf, im, opts.batch_size)[0],
+                                    f"penultimate layer ({clf.num_features}-d) of translab's classifier "
+                                    f"{Path(path).name} "
+                                    f"(classes {', '.join(clf.spec.classes)})",
+                                    cache_id=f"classifier {Path(path).resolve()} {Path(path).stat().st_mtime_ns}"))
+        clf.path = path
+    return extractors, clf
+
+
+def features_for(extractors: list[Extractor], images: torch.Tensor, cache_key: tuple | None = None) -> dict:
+    """{extractor name: features (N, D)} for the available extractors; real-set features are cached in memory."""
+    out = {}
+    for ex in extractors:
+        if not ex.available:
+            continue
+        key = None if cache_key is None else cache_key + (ex.name, ex.cache_id)
+        if key is not None and key in _REAL_CACHE:
+            out[ex.name] = _REAL_CACHE[key]
+            continue
+        out[ex.name] = ex.fn(images)
+        if key is not None:
+            _REAL_CACHE[key] = out[ex.name]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the evaluation
+
+
+def _clean(obj):
+    """JSON-safe copy: NaN/inf -> None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def classifier_accuracy(clf, outputs: torch.Tensor, target_name: str, batch_size: int) -> dict:
+    """Share of outputs the classifier reads as class ``target_name``, or an unavailable entry."""
+    from translab.metrics.classifier import classifier_outputs
+
+    if clf is None:
+        return {"available": False, "reason": "no classifier configured (--classifier PATH)"}
+    if target_name not in clf.spec.classes:
+        return {"available": False, "reason": f"classifier {Path(clf.path).name} has classes {clf.spec.classes}, "
+                                              f"not the target '{target_name}'"}
+    _, pred = classifier_outputs(clf, outputs, batch_size)
+    idx = clf.spec.classes.index(target_name)
+    return {"available": True, "value": target_accuracy(pred, idx), "target": target_name,
+            "classifier": Path(clf.path).name}
+
+
+def _target_name(pair, tgt: str, dataset: str) -> str:
+    ds = pair.get(tgt, "test")
+    meta = getattr(ds, "meta", {}) or {}
+    if dataset == "cmnist" and "digit" in meta and len(meta["digit"]):
+        return str(int(meta["digit"][0]))
+    return pair.domain_names[0 if tgt == "a" else 1]
+
+
+def _train_record(run_dir: Path) -> dict | None:
+    p = run_dir / "train_record.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError:
+        return {"unreadable": str(p)}
+
+
+def compile_for_inference(method) -> None:
+    """Replace every net (and EMA copy) by its torch.compile'd version (2-2.5x faster CPU inference here)."""
+    for store in (method.nets, method.ema):
+        for name in list(store.keys()):
+            store[name] = torch.compile(store[name])
+
+
+def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
+    """Evaluate one run directory; returns (the result dict, path of the JSON written under RUN/eval/)."""
+    from translab.data import build_domain_pair
+    from translab.report.grids import save_grid, to_uint8
+    from translab.rundir import RunDir
+    from translab.training import load_method
+
+    t_start = time.perf_counter()
+    run = RunDir(run_dir)
+    trained_as = run.read_config().get("method")  # clear error when RUN is not a run directory
+    method, cfg, info = load_method(run.path, map_location=opts.device, as_method=opts.as_method,
+                                    overrides=opts.overrides)
+    if opts.compile:
+        compile_for_inference(method)
+    direction = check_direction(opts.direction)
+    if direction not in method.directions():
+        raise MethodError(f"{method.name} in {run.path} translates only {', '.join(method.directions())}, "
+                          f"not {direction}")
+    steps = opts.steps or method.default_steps()
+    src, tgt = direction.split("2")
+    back = f"{tgt}2{src}"
+    pair = build_domain_pair(cfg.data)
+    dataset = cfg.data.dataset
+    x = stack_dataset(pair.get(src, "test"), opts.limit).float()
+    real = stack_dataset(pair.get(tgt, "test"), opts.limit).float()
+
+    gen = torch.Generator().manual_seed(opts.seed)
+    y, nfe, seconds = translate_all(method, x, direction, steps, opts.batch_size, opts.device, gen, opts.progress,
+                                    f"{method.name} {direction}")
+    metrics: dict = {}
+    if back in method.directions():
+        n_cyc = min(opts.cycle_limit or x.shape[0], x.shape[0])
+        x_back, _, _ = translate_all(method, y[:n_cyc], back, steps, opts.batch_size, opts.device, gen,
+                                     opts.progress, f"{method.name} {back} (cycle)")
+        metrics["cycle_error"] = {"available": True, "value": mean_squared_distance(x[:n_cyc], x_back),
+                                  "units": MSE_UNITS, "n_images": n_cyc}
+    else:
+        metrics["cycle_error"] = {"available": False, "reason": f"{method.name} has no {back} direction"}
+
+    extractors, clf = build_extractors(dataset, opts)
+    cache_key = (json.dumps(cfg.to_dict()["data"], sort_keys=True, default=str), tgt, real.shape[0])
+    real_f = features_for(extractors, real, cache_key)
+    fake_f = features_for(extractors, y)
+    metrics["fid_kid"] = labelled_distances(extractors, real_f, fake_f, seed=opts.seed)
+    metrics["transport_cost"] = {"value": transport_cost(x, y), "units": MSE_UNITS}
+    metrics["ssim"] = ssim(x, y)
+    if dataset in HUE_DATASETS:
+        metrics["hue_error"] = hue_error(x, y)
+    acc = classifier_accuracy(clf, y, _target_name(pair, tgt, dataset), opts.batch_size)
+    metrics["target_accuracy" if dataset == "cmnist" else "attribute_accuracy"] = acc
+
+    stem = eval_stem(method.name, direction, steps, opts.overrides)
+    n_show = min(SAMPLES, x.shape[0])
+    samples_pt = run.eval / f"{stem}_samples.pt"
+    run.eval.mkdir(parents=True, exist_ok=True)
+    torch.save({"inputs": torch.from_numpy(to_uint8(x[:n_show])).permute(0, 3, 1, 2).contiguous(),
+                "outputs": torch.from_numpy(to_uint8(y[:n_show])).permute(0, 3, 1, 2).contiguous(),
+                "indices": torch.arange(n_show)}, samples_pt)
+    grid_png = save_grid([x[:n_show], y[:n_show]], run.eval / f"{stem}_grid.png")
+
+    result = {
+        "run": str(run.path), "run_name": run.path.name, "method": method.name, "trained_as": trained_as,
+        "as_method": opts.as_method,
+        "direction": direction, "steps": steps, "overrides": opts.overrides, "checkpoint": info,
+        "dataset": {"type": dataset, "name": pair.name, "source": pair.source, "image_size": pair.image_size,
+                    "source_domain": pair.domain_names[0 if src == "a" else 1],
+                    "target_domain": pair.domain_names[0 if tgt == "a" else 1], "split": "test",
+                    "n_inputs": int(x.shape[0]), "n_reference": int(real.shape[0]), "limit": opts.limit},
+        "metrics": metrics,
+        "cost": {"nfe_per_image": nfe, "images_per_s": x.shape[0] / seconds if seconds > 0 else None,
+                 "translate_seconds": seconds, "wall_seconds": time.perf_counter() - t_start,
+                 "device": opts.device, "threads": torch.get_num_threads(), "batch_size": opts.batch_size,
+                 "seed": opts.seed},
+        "training": _train_record(run.path),
+        "samples": {"tensors": samples_pt.name, "grid": grid_png.name, "count": n_show,
+                    "what": f"first {n_show} test images of domain {src} (row 1) and their translations (row 2)"},
+        "protocol": {"inception": INCEPTION_NOTE,
+                     "reference": f"real test images of the target domain ({real.shape[0]})"},
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    result = _clean(result)
+    path = run.write_json(f"eval/{stem}.json", result)
+    return result, path

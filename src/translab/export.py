@@ -1,0 +1,65 @@
+"""Inference weights as safetensors: export a run's (EMA) nets, and load them back without pickle.
+
+Folder layout: model.safetensors (keys '<net>.<param>', EMA weights where the run has them, fp16 optional),
+config.yaml (the run's config), train_record.json (steps, wall time, hardware, final losses).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+
+from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+
+
+def export_inference(run_dir: str | Path, out_dir: str | Path, fp16: bool = False) -> Path:
+    """Write the inference weights of a run to ``out_dir``; returns the safetensors path."""
+    from safetensors.torch import save_file
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'} to export")
+    state = load_checkpoint(ckpt)
+    tensors = {}
+    for net, sd in state["nets"].items():
+        source = state.get("ema", {}).get(net, sd)
+        for k, v in source.items():
+            v = v.detach().contiguous()
+            if fp16 and v.is_floating_point():
+                v = v.half()
+            tensors[f"{net}.{k}"] = v
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.safetensors"
+    save_file(tensors, str(path), metadata={"step": str(state["step"]), "method": state["config"]["method"]})
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(state["config"], sort_keys=False))
+    record = run_dir / "train_record.json"
+    if record.is_file():
+        shutil.copy(record, out_dir / "train_record.json")
+    return path
+
+
+def load_inference_folder(folder: str | Path) -> dict:
+    """A checkpoint-like dict {'config', 'step', 'nets'} from an exported folder (weights cast to fp32)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        flat = load_file(str(folder / "model.safetensors"))
+    except Exception as e:  # safetensors raises its own error types on malformed files
+        raise CheckpointError(f"cannot read {folder / 'model.safetensors'}: {e}") from None
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    nets: dict[str, dict] = {}
+    for key, v in flat.items():
+        net, param = key.split(".", 1)
+        nets.setdefault(net, {})[param] = v.float() if v.is_floating_point() else v
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        meta = f.metadata() or {}
+    record = folder / "train_record.json"
+    wall = json.loads(record.read_text()).get("wall_seconds") if record.is_file() else None
+    return {"config": config, "step": int(meta.get("step", 0)), "nets": nets, "ema": {}, "wall_seconds": wall}

@@ -1,0 +1,292 @@
+"""UNIT-DDPM: UNpaired Image Translation with Denoising Diffusion Probabilistic Models
+(Sasaki, Willcocks, Breckon, arXiv 2104.05358).
+
+Four networks (names as in ``self.nets``):
+
+- ``eps_a`` = eps_theta^A(x_t^A, x~_t^B, t) and ``eps_b`` = eps_theta^B(x_t^B, x~_t^A, t): one denoiser per
+  domain, each conditioned on a noisy image of the *other* domain by channel concatenation
+  (input (N, 6, H, W) = [own noisy image, other domain's noisy image], output eps (N, 3, H, W));
+- ``g_a2b``: A -> B and ``g_b2a``: B -> A, CycleGAN ResNet generators used in training only (they make the
+  "partner" images that the denoisers are conditioned on, since the data are unpaired).
+
+Training (paper Algorithm 1, eqs. 11-14), per iteration with one draw of (t^A, t^B, eps^A, eps^B):
+
+1. denoiser step on eq. (11) with the generators' outputs detached;
+2. generator step on eq. (12) (four noise-prediction terms through the frozen denoisers) plus
+   lambda_cyc x eq. (13) (cycle consistency), i.e. on eq. (14).
+
+Inference (paper Algorithm 2, eqs. 15-17), for a2b (b2a is the mirror): the target chain x^B starts from
+N(0, I) and is denoised by eps_B conditioned on the source chain x^A. For t > t_r the source chain is the
+input forward-noised to level t with fresh noise (eq. 4 of Ho et al.); from the release time t_r down to 0
+it is denoised jointly by eps_A, conditioned on the target chain. Each step is the ancestral DDPM step of
+Ho et al. eq. (11) with coefficient 1/sqrt(alpha_t) (the paper prints 1/sqrt(1 - alpha_t), a typo), done by
+``translab.diffusion.samplers.ddpm_step`` on a possibly respaced timestep list.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from translab.config import describe
+from translab.diffusion.process import loss_simple, q_sample, sample_t
+from translab.diffusion.samplers import ddpm_step
+from translab.diffusion.schedule import NoiseSchedule
+from translab.methods.base import Method, MethodError, OptimizerSpec, Translation, check_direction
+from translab.methods.ddib import DiffusionConfig
+from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
+from translab.nets.unet import DenoiserUNet, UNetConfig
+
+DENOISERS = ("eps_a", "eps_b")
+GENERATORS = ("g_a2b", "g_b2a")
+CYCLE_LOSSES = ("l1", "l2")
+PAIR_NOISES = ("shared", "independent")
+
+
+@dataclass
+class UnitDDPMConfig:
+    diffusion: DiffusionConfig = describe("noise schedule", factory=DiffusionConfig)
+    unet: UNetConfig = describe("size of each of the two 6-channel-input denoisers", factory=UNetConfig)
+    generator: ResnetGeneratorConfig = describe("size of each of the two ResNet translation generators (training only)",
+                                                factory=ResnetGeneratorConfig)
+    lambda_cyc: float = describe("weight of the cycle loss eq. (13) in the generator objective eq. (14) (10: CycleGAN's "
+                                  "value; the paper's own could not be confirmed here)", 10.0)
+    cycle_loss: str = describe("l1: eq. (13) as printed (L1 norm, default) | l2: the squared norm printed in Algorithm 1",
+                               "l1")
+    pair_noise: str = describe("noise of a fake image's forward process: shared (eq. 11 as read here: the fake is noised "
+                               "with its real partner's eps at the partner's t) | independent (a fresh draw, as the "
+                               "independent chains of inference see it)", "shared")
+    generator_lr: float | None = describe("generator learning rate (None: train.lr)", None)
+    generator_betas: list[float] = describe("Adam betas of the generators (CycleGAN's (0.5, 0.999))",
+                                            factory=lambda: [0.5, 0.999])
+    release_t: int = describe("release time t_r, an integer timestep of the training schedule in [-1, T-1]: the source "
+                              "chain is re-noised from the input while t > t_r and denoised jointly from t_r down "
+                              "(-1: never released, T-1: released at once, so the input is nearly forgotten)", 100)
+    steps: int = describe("default ancestral steps of translate (T = the full chain of Algorithm 2; fewer: respaced)",
+                          100)
+    t_max: int | None = describe("timestep where the chains start (None: T-1, pure noise)", None)
+    clip_x0: bool = describe("clip x0 predictions to [-1, 1] in each ancestral step (Ho et al.'s sampler)", True)
+    sample_steps: int = describe("ancestral steps for the training sample grids", 20)
+
+
+@dataclass
+class Draws:
+    """One iteration's random draws (Algorithm 1, lines 3-4): timesteps (N,) long, noises (N, 3, H, W).
+
+    ``fake_eps_a``/``fake_eps_b`` noise the fakes paired with the real A/B images: the same tensors as
+    ``eps_a``/``eps_b`` when ``pair_noise='shared'``, fresh draws when ``'independent'``.
+    """
+
+    t_a: torch.Tensor
+    t_b: torch.Tensor
+    eps_a: torch.Tensor
+    eps_b: torch.Tensor
+    fake_eps_a: torch.Tensor
+    fake_eps_b: torch.Tensor
+
+
+def cycle_loss(x_a: torch.Tensor, x_b: torch.Tensor, g_a2b: Callable, g_b2a: Callable, kind: str = "l1",
+               fake_b: torch.Tensor | None = None, fake_a: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. (13): E|g_b2a(g_a2b(x^A)) - x^A| + E|g_a2b(g_b2a(x^B)) - x^B| (mean over elements; 'l2': squared).
+
+    ``fake_b`` = g_a2b(x_a) and ``fake_a`` = g_b2a(x_b) may be passed when already computed.
+    """
+    if kind not in CYCLE_LOSSES:
+        raise MethodError(f"cycle loss: expected one of {', '.join(CYCLE_LOSSES)}, got '{kind}'")
+    dist = F.l1_loss if kind == "l1" else F.mse_loss
+    fake_b = g_a2b(x_a) if fake_b is None else fake_b
+    fake_a = g_b2a(x_b) if fake_a is None else fake_a
+    return dist(g_b2a(fake_b), x_a) + dist(g_a2b(fake_a), x_b)
+
+
+def _tvec(t: int, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
+
+
+def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
+class UnitDDPM(Method):
+    name = "unit-ddpm"
+    config_class = UnitDDPMConfig
+    ema_nets = DENOISERS  # the generators serve training only: no EMA copies
+
+    def __init__(self, cfg: UnitDDPMConfig, image_size: int):
+        super().__init__(cfg, image_size)
+        if cfg.cycle_loss not in CYCLE_LOSSES:
+            raise MethodError(f"model.cycle_loss: expected one of {', '.join(CYCLE_LOSSES)}, got '{cfg.cycle_loss}'")
+        if cfg.pair_noise not in PAIR_NOISES:
+            raise MethodError(f"model.pair_noise: expected one of {', '.join(PAIR_NOISES)}, got '{cfg.pair_noise}'")
+        if len(cfg.generator_betas) != 2:
+            raise MethodError(f"model.generator_betas: expected two numbers, got {cfg.generator_betas}")
+        if image_size % (2 ** cfg.generator.n_down):
+            raise MethodError(f"model.generator.n_down={cfg.generator.n_down}: image size {image_size} must be divisible "
+                              f"by 2**n_down = {2 ** cfg.generator.n_down}")
+        self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
+        self.check_release(cfg.release_t)
+        for name in DENOISERS:
+            self.nets[name] = DenoiserUNet(cfg.unet, image_size, in_channels=6, out_channels=3)
+        for name in GENERATORS:
+            gen = ResnetGenerator(cfg.generator)
+            init_normal(gen)
+            self.nets[name] = gen
+
+    # ---- training -------------------------------------------------------------------------------
+    def optimizer_specs(self, train_cfg):
+        lr_g = self.cfg.generator_lr if self.cfg.generator_lr is not None else train_cfg.lr
+        return {
+            "denoisers": OptimizerSpec(DENOISERS, train_cfg.lr, weight_decay=train_cfg.weight_decay),
+            "generators": OptimizerSpec(GENERATORS, lr_g, betas=tuple(self.cfg.generator_betas),
+                                        weight_decay=train_cfg.weight_decay),
+        }
+
+    def draw(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor) -> Draws:
+        """Algorithm 1, lines 3-4: t^A, t^B ~ U{0..T-1} and eps^A, eps^B ~ N(0, I), independently."""
+        t_a = sample_t(self.schedule, x_a.shape[0], ctx.generator, x_a.device)
+        t_b = sample_t(self.schedule, x_b.shape[0], ctx.generator, x_b.device)
+        eps_a, eps_b = ctx.randn_like(x_a), ctx.randn_like(x_b)
+        if self.cfg.pair_noise == "shared":
+            return Draws(t_a, t_b, eps_a, eps_b, eps_a, eps_b)
+        return Draws(t_a, t_b, eps_a, eps_b, ctx.randn_like(x_a), ctx.randn_like(x_b))
+
+    def _noisy_pairs(self, x_a, x_b, fake_b, fake_a, d: Draws):
+        """The forward-noised reals and fakes of eqs. (11)-(12). Pairing implemented here:
+
+        x_t^A  = q(x^A at t^A with eps^A)            x_t^B  = q(x^B at t^B with eps^B)
+        x~_t^B = q(g_a2b(x^A) at t^A with eps^A)     x~_t^A = q(g_b2a(x^B) at t^B with eps^B)
+
+        i.e. each fake is noised at the timestep of the real image it was made from (its partner), with the
+        partner's noise draw (pair_noise='shared', eq. 11 as read for this implementation), or with a fresh
+        draw (pair_noise='independent'). Each pair (x_t^A, x~_t^B) and (x_t^B, x~_t^A) shares one timestep.
+        """
+        s = self.schedule
+        return (q_sample(s, x_a, d.t_a, d.eps_a), q_sample(s, x_b, d.t_b, d.eps_b),
+                q_sample(s, fake_b, d.t_a, d.fake_eps_a), q_sample(s, fake_a, d.t_b, d.fake_eps_b))
+
+    def denoiser_step(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
+        """Eq. (11): ||eps^A - eps_A(x_t^A, x~_t^B, t^A)||^2 + ||eps^B - eps_B(x_t^B, x~_t^A, t^B)||^2, fakes detached."""
+        with torch.no_grad():
+            fake_b, fake_a = ctx.model("g_a2b")(x_a), ctx.model("g_b2a")(x_b)
+        xa_t, xb_t, fb_t, fa_t = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
+        loss_a = loss_simple(ctx.model("eps_a")(torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
+        loss_b = loss_simple(ctx.model("eps_b")(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b)
+        loss = loss_a + loss_b
+        ctx.optimize("denoisers", loss)
+        return {"loss_eps_a": loss_a, "loss_eps_b": loss_b, "loss_denoisers": loss}
+
+    def generator_step(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
+        """Eq. (14) = eq. (12) + lambda_cyc * eq. (13), through the frozen denoisers.
+
+        Eq. (12)'s four terms: the two of eq. (11) (the fakes as conditions), and the two where a fake is the
+        image being denoised by its target domain's network, conditioned on its real partner:
+        ||eps~^A - eps_B(x~_t^B, x_t^A, t^A)||^2 and ||eps~^B - eps_A(x~_t^A, x_t^B, t^B)||^2, where eps~ is
+        the noise of the fake (= eps of the partner when pair_noise='shared').
+        """
+        ctx.set_requires_grad(DENOISERS, False)
+        try:
+            g_a2b, g_b2a = ctx.model("g_a2b"), ctx.model("g_b2a")
+            eps_a_net, eps_b_net = ctx.model("eps_a"), ctx.model("eps_b")
+            fake_b, fake_a = g_a2b(x_a), g_b2a(x_b)
+            xa_t, xb_t, fb_t, fa_t = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
+            cond = (loss_simple(eps_a_net(torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
+                    + loss_simple(eps_b_net(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b))
+            fake = (loss_simple(eps_b_net(torch.cat([fb_t, xa_t], 1), d.t_a), d.fake_eps_a)
+                    + loss_simple(eps_a_net(torch.cat([fa_t, xb_t], 1), d.t_b), d.fake_eps_b))
+            cyc = cycle_loss(x_a, x_b, g_a2b, g_b2a, self.cfg.cycle_loss, fake_b, fake_a)
+            loss = cond + fake + self.cfg.lambda_cyc * cyc
+            ctx.optimize("generators", loss)
+        finally:
+            ctx.set_requires_grad(DENOISERS, True)
+        return {"loss_gen_cond": cond, "loss_gen_fake": fake, "loss_cycle": cyc, "loss_generators": loss}
+
+    def train_step(self, ctx, batch_a, batch_b):
+        """One iteration of Algorithm 1: one draw, a denoiser step, then a generator step."""
+        d = self.draw(ctx, batch_a, batch_b)
+        out = self.denoiser_step(ctx, batch_a, batch_b, d)
+        out.update(self.generator_step(ctx, batch_a, batch_b, d))
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    # ---- inference ------------------------------------------------------------------------------
+    def check_release(self, release_t: int) -> int:
+        T = self.schedule.num_timesteps
+        if isinstance(release_t, bool) or not isinstance(release_t, int) or not -1 <= release_t <= T - 1:
+            raise MethodError(f"model.release_t: expected an integer timestep in [-1, {T - 1}] (T = {T}), "
+                              f"got {release_t!r}")
+        return release_t
+
+    def eps_fn(self, domain: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """eps_domain(x (N,3,H,W), x_other (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference (EMA) weights."""
+        net = self.infer_net(f"eps_{domain}")
+        return lambda x, other, t: net(torch.cat([x, other], 1), t)
+
+    def default_steps(self) -> int:
+        return self.cfg.steps
+
+    def timesteps(self, steps: int | None = None) -> list[int]:
+        """Descending timesteps of the chain: ``steps`` evenly spaced from t_max (default T-1) to 0."""
+        T = self.schedule.num_timesteps
+        t_max = self.cfg.t_max if self.cfg.t_max is not None else T - 1
+        return self.schedule.timesteps(steps or self.cfg.steps, t_max)
+
+    @staticmethod
+    def _source_evals(ts: list[int], release_t: int) -> int:
+        # the source net runs at each joint step except the last (its output x^src_0 feeds nothing)
+        return sum(1 for t in ts[:-1] if t <= release_t)
+
+    def nfe(self, direction, steps=None, release_t: int | None = None):
+        """Target-net evaluations (one per step) + source-net evaluations (joint steps with t <= t_r, but the last)."""
+        check_direction(direction)
+        t_r = self.check_release(self.cfg.release_t if release_t is None else release_t)
+        ts = self.timesteps(steps)
+        return len(ts) + self._source_evals(ts, t_r)
+
+    @torch.no_grad()
+    def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None,
+                  release_t: int | None = None):
+        """Algorithm 2. x (N, 3, H, W) in [-1, 1] of the source domain -> Translation of the target domain.
+
+        ``release_t`` overrides the config's t_r for this call. With ``return_latents``, ``latents`` holds
+        ``timesteps`` (K,) and the states ``x_src``, ``x_tgt`` (K, N, 3, H, W) at the start of K steps (the
+        first, the last, a few between, and the first joint step), plus ``release_t`` (a 0-d tensor).
+        """
+        src, tgt = check_direction(direction).split("2")
+        t_r = self.check_release(self.cfg.release_t if release_t is None else release_t)
+        ts = self.timesteps(steps)
+        eps_src, eps_tgt = self.eps_fn(src), self.eps_fn(tgt)
+        clip = self.cfg.clip_x0
+        record = set(torch.linspace(0, len(ts) - 1, min(5, len(ts))).round().long().tolist())
+        first_joint = next((i for i, t in enumerate(ts) if t <= t_r), None)
+        if first_joint is not None:
+            record.add(first_joint)
+        kept_t, kept_src, kept_tgt = [], [], []
+
+        x_tgt = _randn(x, generator)  # Algorithm 2: the target chain starts from N(0, I)
+        x_src, joint = None, False
+        steps_iter = range(len(ts)) if progress is None else progress(range(len(ts)))
+        for i in steps_iter:
+            t = ts[i]
+            t_next = ts[i + 1] if i + 1 < len(ts) else -1
+            tv = _tvec(t, x)
+            if t > t_r or not joint:
+                # Algorithm 2 / eqs. (15)-(17): before release (and to start the joint chain at the first
+                # t <= t_r) the source state is the input forward-noised to level t with fresh noise
+                x_src = q_sample(self.schedule, x, tv, _randn(x, generator))
+                joint = t <= t_r
+            if return_latents and i in record:
+                kept_t.append(t)
+                kept_src.append(x_src)
+                kept_tgt.append(x_tgt)
+            # target step by the target net conditioned on the source state at the same level
+            new_tgt = ddpm_step(self.schedule, x_tgt, eps_tgt(x_tgt, x_src, tv), t, t_next, generator, clip)
+            if joint and t_next >= 0:
+                # joint denoising of the source by the source net, conditioned on the target state
+                x_src = ddpm_step(self.schedule, x_src, eps_src(x_src, x_tgt, tv), t, t_next, generator, clip)
+            x_tgt = new_tgt
+        latents = None
+        if return_latents:
+            latents = {"timesteps": torch.tensor(kept_t, dtype=torch.long), "x_src": torch.stack(kept_src),
+                       "x_tgt": torch.stack(kept_tgt), "release_t": torch.tensor(t_r)}
+        return Translation(x_tgt.clamp(-1, 1), len(ts) + self._source_evals(ts, t_r), latents)

@@ -1,0 +1,417 @@
+"""translab's own image classifiers: the colour-robust Colored MNIST digit reader and domain classifiers.
+
+One small CNN serves both uses. Its penultimate activations are the ``classifier`` features for FID/KID
+(the DESIGN's second, domain-specific feature extractor next to Inception pool3), its arg-max is the
+target accuracy (cmnist: share of translations read as the target digit) and the attribute accuracy
+(CelebA: share of translations read as the target domain).
+
+Weights are stored with safetensors; the architecture travels in the file's metadata
+(key ``translab_classifier``, a JSON object), so a file is self-describing and loads without pickle.
+A JSON sidecar (same stem, ``.json``) records how the weights were trained and their test accuracy.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from translab.checkpoint import CheckpointError
+
+METADATA_KEY = "translab_classifier"
+SHIPPED = {"cmnist": "cmnist_classifier.safetensors"}
+
+
+@dataclass
+class ClassifierSpec:
+    """Architecture of an ImageClassifier (stored in the weights file's metadata)."""
+
+    classes: list[str]
+    image_size: int = 32
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64])
+    feature_dim: int = 128
+    dropout: float = 0.2
+
+    def check(self) -> "ClassifierSpec":
+        if len(self.classes) < 2:
+            raise CheckpointError(f"a classifier needs at least 2 classes, got {self.classes}")
+        if self.image_size // 2 ** len(self.widths) < 1:
+            raise CheckpointError(f"image_size {self.image_size} is too small for {len(self.widths)} pooling stages")
+        return self
+
+
+class ImageClassifier(nn.Module):
+    """Conv(3x3)-BN-ReLU-MaxPool stages, flatten, Linear -> ReLU (penultimate features) -> Linear (logits).
+
+    Input: (N, 3, H, W) in [-1, 1]; images whose side differs from ``spec.image_size`` are resized
+    (bilinear, antialiased) first. ``features`` -> (N, feature_dim); ``forward`` -> logits (N, classes).
+    """
+
+    def __init__(self, spec: ClassifierSpec):
+        super().__init__()
+        self.spec = spec.check()
+        layers, c_in = [], 3
+        for w in spec.widths:
+            layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            c_in = w
+        self.trunk = nn.Sequential(*layers)
+        side = spec.image_size // 2 ** len(spec.widths)
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(c_in * side * side, spec.feature_dim), nn.ReLU(inplace=True))
+        self.drop = nn.Dropout(spec.dropout)
+        self.head = nn.Linear(spec.feature_dim, len(spec.classes))
+
+    @property
+    def num_features(self) -> int:
+        return self.spec.feature_dim
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"classifier input must be (N, 3, H, W), got {tuple(x.shape)}")
+        x = x.float()
+        s = self.spec.image_size
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> penultimate activations (N, feature_dim), >= 0 (after ReLU)."""
+        return self.embed(self.trunk(self.prepare(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.features(x)))
+
+
+# --------------------------------------------------------------------------------------------------
+# save / load
+
+
+def save_classifier(model: ImageClassifier, path: str | Path, record: dict | None = None) -> Path:
+    """Weights to ``path`` (.safetensors, architecture in the metadata) and ``record`` to the .json sidecar."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"classifier weights must be saved as .safetensors, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={METADATA_KEY: json.dumps(asdict(model.spec))})
+    if record is not None:
+        path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> ImageClassifier:
+    """ImageClassifier in eval mode from a translab .safetensors file; CheckpointError names bad files."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"classifier weights {path} do not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read classifier weights {path}: not a safetensors file ({e})") from None
+    if METADATA_KEY not in meta:
+        raise CheckpointError(f"{path} is not a translab classifier (no '{METADATA_KEY}' entry in its metadata)")
+    try:
+        spec = ClassifierSpec(**json.loads(meta[METADATA_KEY]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: malformed classifier metadata ({e})") from None
+    model = ImageClassifier(spec)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not match the stored architecture ({str(e)[:300]})") from None
+    return model.to(device).eval()
+
+
+def shipped_classifier_path(name: str = "cmnist") -> Path:
+    """Path of a classifier shipped in translab/weights (CheckpointError if it is missing)."""
+    if name not in SHIPPED:
+        raise CheckpointError(f"no shipped classifier '{name}': translab ships {', '.join(SHIPPED)}")
+    p = Path(str(resources.files("translab") / "weights" / SHIPPED[name]))
+    if not p.is_file():
+        raise CheckpointError(f"the shipped classifier {p} is missing; "
+                              f"train it with `translab classifier train {name}`")
+    return p
+
+
+def read_record(path: str | Path) -> dict | None:
+    """The JSON training record next to a classifier file, or None."""
+    p = Path(path).with_suffix(".json")
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+# --------------------------------------------------------------------------------------------------
+# inference helpers
+
+
+@torch.no_grad()
+def classifier_outputs(model: ImageClassifier, images: torch.Tensor,
+                       batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """images (N, 3, H, W) in [-1, 1] -> (features (N, feature_dim) float64, predicted labels (N,) long)."""
+    model.eval()
+    device = next(model.parameters()).device
+    feats, preds = [], []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].to(device)
+        f = model.features(x)
+        feats.append(f.double().cpu())
+        preds.append(model.head(f).argmax(1).cpu())
+    if not feats:
+        return torch.zeros(0, model.num_features, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    return torch.cat(feats), torch.cat(preds)
+
+
+def accuracy(model: ImageClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Share of images whose arg-max class equals ``labels`` (N,)."""
+    _, pred = classifier_outputs(model, images, batch_size)
+    return float((pred == labels.cpu()).float().mean())
+
+
+# --------------------------------------------------------------------------------------------------
+# training data: all ten MNIST digits, coloured on the fly
+
+
+def load_mnist(split: str, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All MNIST digits of a split from torchvision's layout under ``root`` ($TRANSLAB_DATA by default).
+
+    Returns (grey (N, 28, 28) uint8, labels (N,) long). Raises DataError naming the folder when no copy
+    exists and the download fails.
+    """
+    from torchvision.datasets import MNIST
+
+    from translab.data.base import DataError
+    from translab.data.cmnist import default_data_root
+
+    base = Path(root) if root else default_data_root()
+    try:
+        ds = MNIST(str(base), train=(split == "train"), download=False)
+    except RuntimeError:
+        try:
+            ds = MNIST(str(base), train=(split == "train"), download=True)
+        except Exception as e:  # no network and no local copy
+            raise DataError(f"no MNIST copy under {base} (expected {base}/MNIST/raw/*-ubyte) and the download "
+                            f"failed ({type(e).__name__}); pass --data-root or set TRANSLAB_DATA") from None
+    return ds.data.clone(), ds.targets.clone().long()
+
+
+def resize_grey(grey: torch.Tensor, image_size: int) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, S, S) in [0, 1], resized exactly as translab.data.cmnist does."""
+    g = grey.float().div(255.0)[:, None]
+    if image_size != g.shape[-1]:
+        g = F.interpolate(g, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    return g.clamp(0.0, 1.0)[:, 0]
+
+
+def colour_protocol(grey: torch.Tensor, hues: torch.Tensor) -> torch.Tensor:
+    """The Colored MNIST protocol (saturation 1, value = grey): (N, S, S) in [0, 1] -> (N, 3, S, S) in [-1, 1]."""
+    from translab.data.cmnist import colorize
+
+    return colorize(grey, hues) * 2.0 - 1.0
+
+
+def augment_digits(grey: torch.Tensor, gen: torch.Generator, max_shift: int = 3) -> torch.Tensor:
+    """Training augmentation of grey digits (N, S, S) in [0, 1] -> RGB (N, 3, S, S) in [-1, 1].
+
+    Random hue (uniform in [0, 360)), saturation in [0.5, 1], brightness gain in [0.6, 1], an integer shift
+    of up to ``max_shift`` pixels (zero padding) and Gaussian pixel noise with std up to 0.08: the reader
+    must not care about colour, exact position or the mild noise a translation leaves behind.
+    """
+    from translab.data.cmnist import hsv_to_rgb
+
+    n, s, _ = grey.shape
+    padded = F.pad(grey, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    shifted = torch.stack([padded[i, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(n)])
+    hue = torch.rand(n, generator=gen) * 360.0
+    sat = 0.5 + 0.5 * torch.rand(n, generator=gen)
+    gain = 0.6 + 0.4 * torch.rand(n, generator=gen)
+    v = shifted * gain[:, None, None]
+    rgb = hsv_to_rgb(hue[:, None, None].expand_as(v), sat[:, None, None].expand_as(v), v).permute(0, 3, 1, 2)
+    noise = torch.randn(rgb.shape, generator=gen) * (0.08 * torch.rand(n, 1, 1, 1, generator=gen))
+    return (rgb * 2.0 - 1.0 + noise).clamp(-1.0, 1.0)
+
+
+def coloured_test_set(root: str | Path | None = None, image_size: int = 32,
+                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 10,000 MNIST test digits coloured by the protocol with seeded uniform hues.
+
+    Returns (images (10000, 3, S, S) in [-1, 1], labels (10000,)).
+    """
+    import numpy as np
+
+    grey, labels = load_mnist("test", root)
+    hues = torch.from_numpy(np.random.default_rng([seed, 1, 1000]).uniform(0.0, 360.0, size=grey.shape[0])).float()
+    return colour_protocol(resize_grey(grey, image_size), hues), labels
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 1
+
+
+def _cosine_lr(opt: torch.optim.Optimizer, base_lr: float, step: int, total: int, warmup: int = 100) -> None:
+    import math
+
+    if step < warmup:
+        lr = base_lr * (step + 1) / warmup
+    else:
+        lr = 0.5 * base_lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def fit(model: ImageClassifier, batches, total_steps: int, settings: TrainSettings,
+        progress: bool = True) -> list[float]:
+    """Cross-entropy training with AdamW and a cosine schedule over ``batches`` (an iterator of (x, y))."""
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    model.train()
+    losses = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, desc="train classifier", dynamic_ncols=True)
+    for step in range(total_steps):
+        x, y = next(batches)
+        _cosine_lr(opt, settings.lr, step, total_steps)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if bar is not None:
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+    if bar is not None:
+        bar.close()
+    return losses
+
+
+def _digit_batches(grey: torch.Tensor, labels: torch.Tensor, settings: TrainSettings, gen: torch.Generator):
+    n = grey.shape[0]
+    while True:
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n - settings.batch_size + 1, settings.batch_size):
+            idx = perm[i:i + settings.batch_size]
+            yield augment_digits(grey[idx], gen), labels[idx]
+
+
+def train_digit_classifier(root: str | Path | None = None, settings: TrainSettings | None = None,
+                           image_size: int = 32, progress: bool = True) -> tuple[ImageClassifier, dict]:
+    """Train the colour-robust 10-digit reader on all MNIST training digits; evaluate on the coloured test set.
+
+    Returns (model in eval mode, training record with the test accuracy overall and per digit).
+    """
+    import platform
+    import time
+
+    settings = settings or TrainSettings()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    t0 = time.time()
+    grey, labels = load_mnist("train", root)
+    grey = resize_grey(grey, image_size)
+    model = ImageClassifier(ClassifierSpec(classes=[str(d) for d in range(10)], image_size=image_size))
+    steps_per_epoch = grey.shape[0] // settings.batch_size
+    total = settings.epochs * steps_per_epoch
+    losses = fit(model, _digit_batches(grey, labels, settings, gen), total, settings, progress)
+    model.eval()
+    test_x, test_y = coloured_test_set(root, image_size)
+    _, pred = classifier_outputs(model, test_x)
+    per_digit = {str(d): round(float((pred[test_y == d] == d).float().mean()), 4) for d in range(10)}
+    record = {
+        "task": "cmnist digits 0-9",
+        "test_accuracy": round(float((pred == test_y).float().mean()), 5),
+        "test_accuracy_per_digit": per_digit,
+        "test_set": (f"all {test_x.shape[0]} MNIST test digits, resized to {image_size}x{image_size} as "
+                     f"translab.data.cmnist does, coloured by the protocol (saturation 1, value = grey) with "
+                     f"uniform hues from numpy default_rng([0, 1, 1000])"),
+        "train_set": f"all {grey.shape[0]} MNIST training digits",
+        "augmentations": "per sample and step: uniform hue, saturation U(0.5, 1), brightness gain U(0.6, 1), "
+                         "shift up to +-3 px, Gaussian noise std up to 0.08",
+        "architecture": asdict(model.spec),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "training": {**asdict(settings), "steps": total, "optimizer": "AdamW, cosine LR with 100 warm-up steps",
+                     "final_loss_mean_last_100": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 5)},
+        "wall_seconds": round(time.time() - t0, 1),
+        "hardware": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+    }
+    return model, record
+
+
+def _domain_batches(pair, settings: TrainSettings, gen: torch.Generator):
+    from translab.data.base import stack_dataset
+
+    xa, xb = stack_dataset(pair.get("a", "train")), stack_dataset(pair.get("b", "train"))
+    x = torch.cat([xa, xb])
+    y = torch.cat([torch.zeros(len(xa), dtype=torch.long), torch.ones(len(xb), dtype=torch.long)])
+    n = x.shape[0]
+    while True:
+        idx = torch.randint(0, n, (settings.batch_size,), generator=gen)
+        xb_ = x[idx]
+        flip = torch.rand(xb_.shape[0], generator=gen) < 0.5
+        xb_ = torch.where(flip[:, None, None, None], xb_.flip(-1), xb_)  # horizontal flips keep the attribute
+        yield xb_, y[idx]
+
+
+def train_domain_classifier(pair, steps: int = 2000, settings: TrainSettings | None = None,
+                            widths: list[int] | None = None, progress: bool = True) -> tuple[ImageClassifier, dict]:
+    """Binary classifier of a DomainPair (class 0 = domain A, 1 = domain B), e.g. CelebA male vs female.
+
+    Trains on both training splits (random horizontal flips) and reports accuracy on both test splits.
+    """
+    import time
+
+    from translab.data.base import stack_dataset
+
+    settings = settings or TrainSettings()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    t0 = time.time()
+    size = pair.image_size
+    if widths is None:
+        widths = [16, 32, 64, 128][: max(1, min(4, (size // 4).bit_length() - 1))]
+    model = ImageClassifier(ClassifierSpec(classes=list(pair.domain_names), image_size=size, widths=list(widths)))
+    losses = fit(model, _domain_batches(pair, settings, gen), steps, settings, progress)
+    model.eval()
+    accs = {}
+    for label, d in enumerate("ab"):
+        x = stack_dataset(pair.get(d, "test"))
+        accs[d] = accuracy(model, x, torch.full((x.shape[0],), label, dtype=torch.long))
+    n_a, n_b = len(pair.get("a", "test")), len(pair.get("b", "test"))
+    record = {
+        "task": f"domain classifier {pair.name}: {pair.domain_names[0]} (A) vs {pair.domain_names[1]} (B)",
+        "test_accuracy": round((accs["a"] * n_a + accs["b"] * n_b) / max(1, n_a + n_b), 5),
+        "test_accuracy_per_domain": {k: round(v, 5) for k, v in accs.items()},
+        "data": pair.source,
+        "architecture": asdict(model.spec),
+        "training": {**asdict(settings), "steps": steps, "augmentations": "random horizontal flip",
+                     "final_loss_mean_last_100": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 5)},
+        "wall_seconds": round(time.time() - t0, 1),
+    }
+    return model, record

@@ -1,0 +1,175 @@
+"""Figures of the comparison report, drawn with matplotlib (Agg) from evaluation files only.
+
+Each function returns a ``Figure`` (title, caption, PNG bytes).
+- side_by_side: the same first test inputs (top row) and each method's translations, one row per method;
+- realism_vs_faithfulness: FID against hue error (hue-coloured data) or transport cost;
+- quality_vs_nfe: FID against network evaluations per image.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from translab.report.tables import entry_label, faithfulness, fid_value
+
+
+@dataclass
+class Figure:
+    key: str
+    title: str
+    caption: str
+    png: bytes
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------
+# side by side
+
+
+def load_samples(e: dict) -> dict | None:
+    """{"inputs", "outputs"} uint8 (N, 3, H, W) from RUN/eval/<stem>_samples.pt (weights_only), or None."""
+    name = (e.get("samples") or {}).get("tensors")
+    if not name:
+        return None
+    p = Path(e["_json"]).parent / name
+    if not p.is_file():
+        return None
+    data = torch.load(p, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or "inputs" not in data or "outputs" not in data:
+        return None
+    return data
+
+
+def _strip(images: torch.Tensor, n: int, pad: int = 2) -> np.ndarray:
+    """uint8 (N, 3, H, W) -> one (H + 2 pad, n (W + pad) + pad, 3) row, white padding, blank slots past N."""
+    h, w = images.shape[-2:]
+    out = np.full((h + 2 * pad, n * (w + pad) + pad, 3), 255, np.uint8)
+    arr = images.permute(0, 2, 3, 1).numpy()
+    for j in range(min(n, arr.shape[0])):
+        out[pad:pad + h, pad + j * (w + pad):pad + j * (w + pad) + w] = arr[j]
+    return out
+
+
+def side_by_side(evals: list[dict]) -> list[Figure]:
+    """One figure per distinct set of inputs: inputs on top, then one row per evaluation that used them."""
+    groups: list[tuple[torch.Tensor, dict, list[tuple[dict, torch.Tensor]]]] = []
+    for e in evals:
+        s = load_samples(e)
+        if s is None:
+            continue
+        for inputs, first, members in groups:
+            if inputs.shape == s["inputs"].shape and torch.equal(inputs, s["inputs"]):
+                members.append((e, s["outputs"]))
+                break
+        else:
+            groups.append((s["inputs"], e, [(e, s["outputs"])]))
+    figs = []
+    plt = _plt()
+    for gi, (inputs, first, members) in enumerate(groups):
+        n = inputs.shape[0]
+        rows = [("input: " + first["dataset"]["source_domain"], inputs)] + [(entry_label(e), out) for e, out in members]
+        h, w = inputs.shape[-2:]
+        width = max(6.0, n * 0.55 * max(1.0, w / 32))
+        fig, axes = plt.subplots(len(rows), 1, figsize=(width, 0.62 * len(rows) * max(1.0, h / 32) + 0.4),
+                                 squeeze=False)
+        for ax, (label, imgs) in zip(axes[:, 0], rows):
+            ax.imshow(_strip(imgs, n), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for sp in ax.spines.values():
+                sp.set_visible(False)
+            ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        d = first["dataset"]
+        title = (f"{d['name']} {first['direction']}: the first {n} test images of {d['source_domain']} "
+                 f"and each method's translation")
+        fig.suptitle(title, fontsize=9)
+        caption = (f"Top row: the first {n} test images of domain {d['source_domain']} "
+                   f"(identical for every row below); "
+                   f"each further row: one evaluation's translations of those images into {d['target_domain']}.")
+        figs.append(Figure(f"side_by_side_{gi}", title, caption, _png(fig)))
+    return figs
+
+
+# --------------------------------------------------------------------------------------------------
+# scatter plots
+
+
+def choose_extractor(evals: list[dict]) -> str | None:
+    """The FID extractor available for the most entries (inception wins ties); None when no FID exists."""
+    counts = {name: sum(fid_value(e, name) is not None for e in evals) for name in ("inception", "classifier")}
+    best = max(counts, key=lambda k: (counts[k], k == "inception"))
+    return best if counts[best] else None
+
+
+def _scatter(points: list[tuple[str, float, float]], xlabel: str, ylabel: str, title: str, logx: bool = False):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    if points:
+        for i, (label, x, y) in enumerate(points):
+            ax.scatter([x], [y], s=40, color=f"C{i % 10}", label=label, zorder=3)
+        ax.legend(fontsize=7, loc="best")
+        if logx:
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+    else:
+        ax.text(0.5, 0.5, "no entry has both values", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def realism_vs_faithfulness(evals: list[dict]) -> Figure:
+    """FID (y) against hue error when every entry is on hue-coloured data, else against transport cost (x)."""
+    from translab.report.tables import get
+
+    ex = choose_extractor(evals)
+    use_hue = all("hue_error" in e.get("metrics", {}) for e in evals)
+    xlabel = faithfulness(evals[0])[0] if use_hue else "transport cost (MSE per pixel, [-1, 1])"
+    pts, missing = [], []
+    for e in evals:
+        fx = faithfulness(e)[1] if use_hue else get(e, "metrics", "transport_cost", "value")
+        fy = fid_value(e, ex) if ex else None
+        (pts.append((entry_label(e), fx, fy)) if fx is not None and fy is not None else missing.append(entry_label(e)))
+    ylabel = f"FID ({ex} features)" if ex else "FID (none available)"
+    fig = _scatter(pts, f"{xlabel}  (lower = more faithful)", f"{ylabel}  (lower = more realistic)",
+                   "realism against faithfulness")
+    caption = f"Each point is one evaluation; y: FID with the {ex or 'no'} feature extractor, x: {xlabel}."
+    if missing:
+        caption += f" Left out (a value is missing): {'; '.join(missing)}."
+    return Figure("realism_vs_faithfulness", "Realism (FID) against faithfulness", caption, _png(fig))
+
+
+def quality_vs_nfe(evals: list[dict]) -> Figure:
+    from translab.report.tables import get
+
+    ex = choose_extractor(evals)
+    pts, missing = [], []
+    for e in evals:
+        nfe, fy = get(e, "cost", "nfe_per_image"), (fid_value(e, ex) if ex else None)
+        (pts.append((entry_label(e), nfe, fy)) if nfe and fy is not None else missing.append(entry_label(e)))
+    fig = _scatter(pts, "network evaluations per image (NFE, log scale)", f"FID ({ex or 'none available'} features)",
+                   "quality against sampling cost", logx=True)
+    caption = f"Each point is one evaluation; y: FID with the {ex or 'no'} feature extractor, x: NFE per image."
+    if missing:
+        caption += f" Left out (a value is missing): {'; '.join(missing)}."
+    return Figure("quality_vs_nfe", "Quality (FID) against network evaluations per image", caption, _png(fig))

@@ -1,0 +1,61 @@
+"""Models shipped inside the package (weights/<dataset>/<method>/) and name -> path resolution.
+
+A shipped model is a folder with model.safetensors (inference weights), config.yaml and train_record.json.
+Every command that takes ``--run RUN`` also takes a shipped model's name such as ``cmnist-2to3/ddib``.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from translab.rundir import RunDirError
+
+
+def shipped_root() -> Path:
+    return Path(str(resources.files("translab") / "weights"))
+
+
+def shipped_models() -> dict[str, Path]:
+    """name ('cmnist-2to3/ddib') -> folder, for every shipped model folder holding model.safetensors."""
+    root = shipped_root()
+    out = {}
+    if root.is_dir():
+        for f in sorted(root.glob("*/*/model.safetensors")):
+            out[f"{f.parent.parent.name}/{f.parent.name}"] = f.parent
+    return out
+
+
+def resolve_run(name: str) -> Path:
+    """A run directory, checkpoint file or shipped model folder for ``--run``; clear error otherwise."""
+    p = Path(name)
+    if p.exists():
+        return p
+    models = shipped_models()
+    if name in models:
+        return models[name]
+    known = ", ".join(models) or "none shipped"
+    raise RunDirError(f"--run {name}: no such run directory or checkpoint, and not a shipped model ({known})")
+
+
+def is_shipped(path: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(shipped_root().resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def working_copy(name_or_path: str, dest_root: str | Path) -> Path:
+    """A writable run directory for ``--run``: shipped models are copied to dest_root/<dataset>-<method>
+    (evaluations and analyses then land there, never inside the installed package)."""
+    import shutil
+
+    path = resolve_run(name_or_path)
+    if not is_shipped(path):
+        return path
+    dest = Path(dest_root) / f"{path.parent.name}-{path.name}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in path.iterdir():
+        if f.is_file():
+            shutil.copy2(f, dest / f.name)
+    return dest

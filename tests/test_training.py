@@ -1,0 +1,176 @@
+"""The shared training loop: checkpoints, exact resume after SIGKILL, NaN stop, bad checkpoints, DDP."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tiny_runs import TINY_DDIB, tiny_ddib
+from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from translab.training import TrainingError, load_method, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _weights(run: Path) -> dict:
+    return load_checkpoint(latest_checkpoint(run / "checkpoints"))["nets"]
+
+
+def _cli(args: list[str], **kw) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    env.update(kw.pop("env", {}))
+    return subprocess.Popen([sys.executable, "-m", "translab", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _sets(extra: list[str]) -> list[str]:
+    out = []
+    for s in TINY_DDIB + extra:
+        out += ["--set", s]
+    return out
+
+
+def test_run_directory_contract(tmp_path):
+    res = train(tiny_ddib(4, "train.checkpoint_every=2"), tmp_path / "run")
+    run = res.run_dir
+    assert res.step == 4 and not res.stopped_early
+    for name in ("config.yaml", "log.txt", "metrics.jsonl", "train_record.json"):
+        assert (run / name).is_file(), name
+    assert len(list((run / "samples").glob("*.png"))) == 1
+    pointer = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert pointer == {"step": 4, "file": "step_00000004.pt"}
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3, 4] and all(r["loss"] > 0 for r in lines)
+    # the checkpoint loads with weights_only=True and carries the config
+    state = torch.load(run / "checkpoints" / "step_00000004.pt", weights_only=True)
+    assert state["config"]["method"] == "ddib" and state["step"] == 4
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    """Kill -9 a training process after its step-3 checkpoint; resuming to step 6 gives the same weights
+    as an uninterrupted 6-step run with the same seed (CPU, deterministic algorithms on)."""
+    common = ["train.checkpoint_every=3", "train.deterministic=true", "train.steps=6"]
+    ref = _cli(["train", "ddib", "--preset", "cmnist-2to3", "--run-dir", str(tmp_path / "ref"), *_sets(common)])
+    assert ref.wait(timeout=300) == 0, ref.stdout.read()
+
+    run = tmp_path / "killed"
+    p = _cli(["train", "ddib", "--preset", "cmnist-2to3", "--run-dir", str(run), *_sets(common + ["train.steps=1000"])])
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "checkpoints" / "step_00000003.pt").exists():
+        time.sleep(0.2)
+    assert (run / "checkpoints" / "step_00000003.pt").exists(), "no step-3 checkpoint appeared"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    resumed = _cli(["train", "ddib", "--preset", "cmnist-2to3", "--run-dir", str(run), *_sets(common)])
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out
+    assert "resuming from step_0000000" in (run / "log.txt").read_text()
+    a, b = _weights(tmp_path / "ref"), _weights(run)
+    assert load_checkpoint(latest_checkpoint(run / "checkpoints"))["step"] == 6
+    for net in a:
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), f"{net}.{k} differs after resume"
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    """Weights poisoned with NaN after step 3 -> step 4's loss is NaN -> a clear stop; checkpoint 3 intact."""
+    import translab.training as tr
+
+    def poison(step):
+        if step == 3:
+            with torch.no_grad():
+                for p in tr._LAST_METHOD.nets.parameters():
+                    p.fill_(float("nan"))
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"diverged at step 4: loss=nan.*last good one is .*step_00000003.pt"):
+        train(tiny_ddib(6, "train.checkpoint_every=1"), run, on_step=poison)
+    good = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    assert good["step"] == 3
+    for net in good["nets"].values():
+        for v in net.values():
+            assert torch.isfinite(v.float()).all()
+    assert "diverged at step 4" in (run / "log.txt").read_text()
+
+
+def test_truncated_and_foreign_checkpoints_are_refused(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_ddib(2, "train.checkpoint_every=2"), run)
+    ckpt = latest_checkpoint(run / "checkpoints")
+    data = ckpt.read_bytes()
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="foreign.pt.*not a translab checkpoint"):
+        load_checkpoint(foreign)
+    text = tmp_path / "text.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="text.pt"):
+        load_method(text)
+
+
+def test_save_load_translate_identical(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_ddib(3, "train.checkpoint_every=3"), run)
+    m1, _, _ = load_method(run)
+    m2, _, _ = load_method(run)
+    x = torch.rand(3, 3, 8, 8) * 2 - 1
+    a = m1.translate(x, "a2b").images
+    b = m2.translate(x, "a2b").images
+    assert torch.equal(a, b)
+    assert m1.translate(x, "a2b").nfe == 8
+
+
+def test_changed_model_shape_refused_on_resume(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_ddib(2, "train.checkpoint_every=2"), run)
+    with pytest.raises(TrainingError, match="model.unet.base_channels"):
+        train(tiny_ddib(4, "model.unet.base_channels=16"), run)
+    res = train(tiny_ddib(3, "train.log_every=2"), run)  # harmless change: allowed and recorded
+    assert res.step == 3
+    line = [x for x in (run / "log.txt").read_text().splitlines() if "resuming from step_00000002.pt" in x][-1]
+    assert "train.log_every" in line and "train.steps" in line
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_two_cpu_processes_keep_identical_replicas(tmp_path):
+    """torchrun with 2 gloo processes: after training, both ranks' weights are bit-identical."""
+    script = tmp_path / "ddp.py"
+    script.write_text(f"""
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from tiny_runs import tiny_ddib
+from translab.training import train
+torch.set_num_threads(1)
+res = train(tiny_ddib(4, "train.checkpoint_every=4"), {str(tmp_path / 'run')!r})
+from accelerate import PartialState
+state = PartialState()
+rank = state.process_index
+import translab.training as tr
+# gather a fingerprint of each rank's live weights (not only the checkpoint, which rank 0 writes)
+vec = torch.cat([p.detach().flatten() for p in tr._LAST_METHOD.nets.parameters()])
+out = [torch.zeros_like(vec) for _ in range(state.num_processes)]
+dist.all_gather(out, vec)
+if rank == 0:
+    print("WORLD", state.num_processes, "MAXDIFF", float((out[0] - out[1]).abs().max()), "NORM", float(vec.norm()))
+""")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+                        str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    line = [x for x in p.stdout.splitlines() if x.startswith("WORLD")][0]
+    fields = line.split()
+    assert fields[1] == "2"
+    assert float(fields[3]) == 0.0, line
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == 4  # only rank 0 writes

@@ -1,0 +1,297 @@
+"""UNIT-DDPM (translab.methods.unit_ddpm): training halves, cycle loss, release time, NFE, determinism, I/O.
+
+Tiny real components only: 8x8 synthetic squares -> discs, UNets of a few thousand weights, T = 100.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from translab.config import resolve_config
+from translab.methods import MethodError, build_method
+from translab.methods.unit_ddpm import DENOISERS, GENERATORS, UnitDDPM, cycle_loss
+
+T = 100
+TINY = [
+    "data.dataset=synthetic", "data.image_size=8", "data.limit=32",
+    "train.batch_size=8", "train.threads=1", "train.progress=false", "train.sample_every=0",
+    "train.checkpoint_every=1000", "train.log_every=10", "train.lr=0.003", "train.ema_decay=0.9",
+    "model.diffusion.num_timesteps=100",
+    "model.unet.base_channels=8", "model.unet.channel_mult=[1, 2]", "model.unet.norm_groups=4",
+    "model.generator.ngf=4", "model.generator.n_down=1", "model.generator.n_blocks=1",
+    "model.generator_lr=0.003", "model.release_t=10", "model.steps=10", "model.sample_steps=3",
+]
+
+
+def tiny_cfg(*extra: str, preset: str | None = None):
+    return resolve_config("unit-ddpm", preset, overrides=TINY + list(extra))
+
+
+def make_ctx(method: UnitDDPM, train_cfg, seed: int = 0):
+    """A real TrainContext over the method's nets, built the way translab.training builds it (one CPU process)."""
+    from accelerate import Accelerator
+
+    from translab.training import TrainContext
+
+    specs = method.optimizer_specs(train_cfg)
+    opts = {name: torch.optim.AdamW([p for n in s.nets for p in method.nets[n].parameters()], lr=s.lr, betas=s.betas,
+                                    weight_decay=s.weight_decay) for name, s in specs.items()}
+    return TrainContext(Accelerator(cpu=True), dict(method.nets.items()), opts, {k: s.nets for k, s in specs.items()},
+                        train_cfg.grad_clip, torch.Generator().manual_seed(seed))
+
+
+def batch(n: int = 8, size: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g) * 2 - 1, torch.rand(n, 3, size, size, generator=g) * 2 - 1
+
+
+def snapshot(method, names) -> dict[str, torch.Tensor]:
+    return {f"{n}.{k}": v.detach().clone() for n in names for k, v in method.nets[n].state_dict().items()}
+
+
+def same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny UNIT-DDPM trained 40 steps by translab.training.train, loaded back with load_method."""
+    from translab.training import load_method, train
+
+    run = tmp_path_factory.mktemp("unit_ddpm_run")
+    cfg = tiny_cfg("train.steps=40")
+    train(cfg, run)
+    method, _, info = load_method(run)
+    return method, run, info
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [(), ("model.pair_noise=independent", "model.cycle_loss=l2")])
+def test_train_step_losses_finite(extra):
+    cfg = tiny_cfg(*extra)
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    out = method.train_step(ctx, x_a, x_b)
+    assert {"loss_eps_a", "loss_eps_b", "loss_gen_cond", "loss_gen_fake", "loss_cycle", "loss_generators"} <= set(out)
+    assert all(isinstance(v, float) and torch.isfinite(torch.tensor(v)) for v in out.values())
+    # eq. (14): generator total = eq. (12) terms + lambda_cyc x eq. (13)
+    assert out["loss_generators"] == pytest.approx(out["loss_gen_cond"] + out["loss_gen_fake"]
+                                                   + cfg.model.lambda_cyc * out["loss_cycle"], rel=1e-5)
+
+
+def test_each_half_updates_only_its_own_nets():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+
+    den0, gen0 = snapshot(method, DENOISERS), snapshot(method, GENERATORS)
+    method.denoiser_step(ctx, x_a, x_b, d)
+    den1, gen1 = snapshot(method, DENOISERS), snapshot(method, GENERATORS)
+    assert same(gen0, gen1), "the denoiser step (eq. 11, fakes detached) changed a generator"
+    assert not same(den0, den1), "the denoiser step left the denoisers unchanged"
+
+    method.generator_step(ctx, x_a, x_b, d)
+    den2, gen2 = snapshot(method, DENOISERS), snapshot(method, GENERATORS)
+    assert same(den1, den2), "the generator step (eq. 14) changed a frozen denoiser"
+    assert not same(gen1, gen2), "the generator step left the generators unchanged"
+    # the freeze is undone for the next denoiser step
+    assert all(p.requires_grad for n in DENOISERS for p in method.nets[n].parameters())
+
+
+def test_generator_gradient_reaches_both_generators_through_denoisers():
+    """With lambda_cyc = 0 the generators learn only through the frozen denoisers (eq. 12): both must move."""
+    cfg = tiny_cfg("model.lambda_cyc=0.0")
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+    before = {n: snapshot(method, [n]) for n in GENERATORS}
+    method.generator_step(ctx, x_a, x_b, d)
+    for n in GENERATORS:
+        assert not same(before[n], snapshot(method, [n])), f"{n} got no gradient from eq. (12)"
+
+
+def test_cycle_loss_identity_zero_and_analytic_scale():
+    x_a, x_b = batch(4, 8, seed=3)
+    ident = torch.nn.Identity()
+    assert float(cycle_loss(x_a, x_b, ident, ident, "l1")) == 0.0
+    assert float(cycle_loss(x_a, x_b, ident, ident, "l2")) == 0.0
+    half = lambda x: 0.5 * x  # noqa: E731  round trip = 0.25 x, error 0.75 |x|
+    expect_l1 = 0.75 * (x_a.abs().mean() + x_b.abs().mean())
+    expect_l2 = 0.5625 * (x_a.pow(2).mean() + x_b.pow(2).mean())
+    assert float(cycle_loss(x_a, x_b, half, half, "l1")) == pytest.approx(float(expect_l1), rel=1e-5)
+    assert float(cycle_loss(x_a, x_b, half, half, "l2")) == pytest.approx(float(expect_l2), rel=1e-5)
+    with pytest.raises(MethodError, match="l1"):
+        cycle_loss(x_a, x_b, ident, ident, "l3")
+
+
+def test_bad_settings_raise_clear_errors():
+    with pytest.raises(MethodError, match="model.cycle_loss"):
+        build_method(tiny_cfg("model.cycle_loss=l3"))
+    with pytest.raises(MethodError, match="model.pair_noise"):
+        build_method(tiny_cfg("model.pair_noise=cross"))
+    with pytest.raises(MethodError, match=r"model.release_t.*\[-1, 99\]"):
+        build_method(tiny_cfg("model.release_t=100"))
+    with pytest.raises(MethodError, match="n_down"):
+        build_method(tiny_cfg("model.generator.n_down=4"))
+    method = build_method(tiny_cfg())
+    with pytest.raises(MethodError, match="release_t"):
+        method.translate(batch(1)[0], "a2b", release_t=-2)
+
+
+# ---- inference ------------------------------------------------------------------------------------
+
+
+def _count_calls(method):
+    counts = {n: 0 for n in DENOISERS}
+    handles = []
+    for n in DENOISERS:
+        def hook(module, args, out, n=n):
+            counts[n] += 1
+        handles.append(method.infer_net(n).register_forward_hook(hook))
+    return counts, handles
+
+
+@pytest.mark.parametrize("release_t, expect", [(-1, 10), (30, 12), (99, 19)])
+def test_nfe_matches_counted_network_calls(release_t, expect):
+    """steps=10 on T=100: ts = 99, 88, ..., 11, 0. Source evaluations: joint steps with t <= t_r except the last."""
+    method = build_method(tiny_cfg()).eval()
+    assert method.timesteps(10) == [99, 88, 77, 66, 55, 44, 33, 22, 11, 0]
+    assert method.nfe("a2b", 10, release_t=release_t) == expect
+    counts, handles = _count_calls(method)
+    out = method.translate(batch(2)[0], "a2b", steps=10, generator=torch.Generator().manual_seed(0),
+                           release_t=release_t)
+    for h in handles:
+        h.remove()
+    assert out.nfe == expect
+    assert counts["eps_b"] == 10 and counts["eps_a"] == expect - 10  # a2b: target net eps_b, source net eps_a
+
+
+def test_full_chain_has_T_steps():
+    method = build_method(tiny_cfg())
+    assert method.timesteps(T) == list(range(T - 1, -1, -1))
+    assert method.nfe("b2a", T, release_t=T - 1) == 2 * T - 1
+
+
+def test_latents_hold_states_of_both_chains():
+    method = build_method(tiny_cfg()).eval()
+    x = batch(3)[0]
+    out = method.translate(x, "b2a", steps=10, generator=torch.Generator().manual_seed(0), return_latents=True,
+                           release_t=30)
+    lat = out.latents
+    ts = lat["timesteps"].tolist()
+    assert ts[0] == 99 and ts[-1] == 0 and 22 in ts  # first step, last step, first joint step (t <= 30)
+    assert lat["x_src"].shape == lat["x_tgt"].shape == (len(ts), 3, 3, 8, 8)
+    assert int(lat["release_t"]) == 30
+    # before release the source state is the input forward-noised to level t: its correlation with x is high
+    # at t = 22 (alpha_bar ~ 0.9) while the target chain, started from noise, is unrelated to x
+    k = ts.index(22)
+    corr_src = torch.corrcoef(torch.stack([lat["x_src"][k].flatten(), x.flatten()]))[0, 1]
+    assert corr_src > 0.8
+    assert out.images.shape == x.shape and out.images.abs().max() <= 1
+
+
+def test_seeded_translation_is_deterministic(trained):
+    method, _, _ = trained
+    x = batch(4, seed=5)[0]
+    run = lambda seed: method.translate(x, "a2b", steps=10, generator=torch.Generator().manual_seed(seed)).images  # noqa: E731
+    assert torch.equal(run(0), run(0))
+    assert not torch.allclose(run(0), run(1))
+
+
+def test_max_release_forgets_input_and_no_release_does_not(trained):
+    """t_r = T-1: the source chain starts at alpha_bar(T-1) ~ 0 and is then denoised freely, so the input barely
+    enters; with t_r = -1 (never released) the input enters every step. Two different inputs, one seed."""
+    method, _, _ = trained
+    x1, x2 = batch(4, seed=1)[0], batch(4, seed=2)[0]
+
+    def diff(release_t):
+        outs = [method.translate(x, "a2b", steps=10, generator=torch.Generator().manual_seed(0),
+                                 release_t=release_t).images for x in (x1, x2)]
+        return float((outs[0] - outs[1]).abs().max())
+
+    d_max, d_never = diff(T - 1), diff(-1)
+    assert d_max < 0.05 and d_max < 0.05 * d_never, (d_max, d_never)
+
+
+def test_small_release_spreads_less_across_seeds(trained):
+    """One source, several seeds: the outputs vary less when the source is anchored longer (small t_r)."""
+    method, _, _ = trained
+    x = batch(4, seed=7)[0]
+
+    def spread(release_t):
+        outs = torch.stack([method.translate(x, "a2b", steps=10, generator=torch.Generator().manual_seed(s),
+                                             release_t=release_t).images for s in range(4)])
+        return float(outs.std(dim=0).mean())
+
+    # steps=10: with t_r = 15 the source is anchored down to t = 22 and released for the step at t = 11
+    s_small, s_large = spread(15), spread(T - 1)
+    assert s_small < 0.9 * s_large, (s_small, s_large)
+
+
+def test_save_load_translate_roundtrip(trained):
+    from translab.checkpoint import load_checkpoint
+    from translab.training import load_method
+
+    method, run, info = trained
+    assert info["step"] == 40
+    again, cfg, _ = load_method(run)
+    state = load_checkpoint(info["checkpoint"])
+    assert set(state["ema"]) == set(DENOISERS)  # EMA of the two denoisers only
+    for n in DENOISERS:
+        for k, v in again.ema[n].state_dict().items():
+            assert torch.equal(v, state["ema"][n][k])
+    x = batch(4, seed=9)[0]
+    y1 = method.translate(x, "b2a", steps=10, generator=torch.Generator().manual_seed(3)).images
+    y2 = again.translate(x, "b2a", steps=10, generator=torch.Generator().manual_seed(3)).images
+    assert torch.equal(y1, y2)
+    torch.manual_seed(cfg.train.seed)
+    fresh = build_method(cfg).eval()
+    y0 = fresh.translate(x, "b2a", steps=10, generator=torch.Generator().manual_seed(3)).images
+    assert not torch.allclose(y0, y1, atol=1e-3), "the loaded model translates like an untrained one"
+
+
+def test_release_override_at_load_time(trained):
+    from translab.training import load_method
+
+    _, run, _ = trained
+    method, cfg, _ = load_method(run, overrides={"model.release_t": 50})
+    assert cfg.model.release_t == 50 and method.nfe("a2b", 10) == 10 + 4  # t in {44, 33, 22, 11}
+
+
+def test_cli_train_preset_smoke(tmp_path):
+    from translab.checkpoint import latest_checkpoint
+    from translab.cli import main
+
+    args = ["train", "unit-ddpm", "--preset", "cmnist-2to3", "--run-dir", str(tmp_path / "run")]
+    for item in TINY + ["train.steps=2", "model.release_t=50"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
+    assert any((tmp_path / "run" / "samples").glob("*.png"))
+
+
+def test_presets_build():
+    for preset in ("cmnist-2to3", "cmnist-2to3-paper", "celeba-m2f-64"):
+        cfg = resolve_config("unit-ddpm", preset)
+        assert cfg.method == "unit-ddpm" and cfg.model.cycle_loss in ("l1", "l2")
+        assert 0 <= cfg.model.release_t < cfg.model.diffusion.num_timesteps
+    cfg = resolve_config("unit-ddpm", "cmnist-2to3")
+    method = build_method(cfg)
+    assert set(method.nets) == set(DENOISERS) | set(GENERATORS) and method.ema_nets == DENOISERS
