@@ -18,6 +18,18 @@ import torch
 FORMAT = "translab-checkpoint"
 VERSION = 1
 LATEST = "latest.json"
+TMP_SUFFIX = ".tmp"
+#: keys every translab checkpoint holds, with the type each must have
+REQUIRED = {"step": int, "config": dict, "nets": dict}
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 class CheckpointError(RuntimeError):
@@ -45,13 +57,15 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=str(path.parent))
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the permissions a plain open() would
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
-        _pause_hook("TRANSLAB_TEST_PAUSE_BEFORE_RENAME")
+        _pause_hook("TRANSLAB_TEST_PAUSE_BEFORE_RENAME", path)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException as e:
@@ -64,14 +78,30 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
         raise
 
 
-def _pause_hook(var: str) -> None:
-    """Test hook: when $var names a file, create it and sleep so a test can kill the process mid-write."""
-    marker = os.environ.get(var)
-    if marker:
-        import time
+def _pause_hook(var: str, path: Path) -> None:
+    """Test hook: when $var names a file, create it and sleep so a test can kill the process mid-write.
 
-        Path(marker).touch()
-        time.sleep(float(os.environ.get("TRANSLAB_TEST_PAUSE_SECONDS", "30")))
+    $TRANSLAB_TEST_PAUSE_SECONDS sets the pause (default 30 s). Two optional filters choose which write
+    pauses: $TRANSLAB_TEST_PAUSE_MATCH, a glob on the target's file name (e.g. ``step_*.pt`` or
+    ``latest.json``; default: every write), and $TRANSLAB_TEST_PAUSE_SKIP, how many matching writes of this
+    process go through first (default 0: the first matching write pauses).
+    """
+    marker = os.environ.get(var)
+    if not marker:
+        return
+    import fnmatch
+    import time
+
+    if not fnmatch.fnmatch(path.name, os.environ.get("TRANSLAB_TEST_PAUSE_MATCH", "*")):
+        return
+    _PAUSE_SEEN[var] = _PAUSE_SEEN.get(var, 0) + 1
+    if _PAUSE_SEEN[var] <= int(os.environ.get("TRANSLAB_TEST_PAUSE_SKIP", "0")):
+        return
+    Path(marker).touch()
+    time.sleep(float(os.environ.get("TRANSLAB_TEST_PAUSE_SECONDS", "30")))
+
+
+_PAUSE_SEEN: dict[str, int] = {}
 
 
 def save_checkpoint(state: dict, ckpt_dir: Path, step: int, keep: int = 2) -> Path:
@@ -88,7 +118,24 @@ def save_checkpoint(state: dict, ckpt_dir: Path, step: int, keep: int = 2) -> Pa
                 old.unlink()
             except OSError:
                 pass
+    remove_stale_temporaries(ckpt_dir)
     return path
+
+
+def remove_stale_temporaries(ckpt_dir: Path) -> list[Path]:
+    """Delete ``.step_*.pt.*.tmp`` / ``.latest.json.*.tmp`` files left by a writer that was killed mid-write.
+
+    Safe because one process writes a run's checkpoints (rundir.RunLock) and atomic_write_bytes removes its
+    own temporary file on every error it survives; what is left belongs to a dead process. Returns them.
+    """
+    gone = []
+    for p in list(Path(ckpt_dir).glob(f".step_*.pt.*{TMP_SUFFIX}")) + list(Path(ckpt_dir).glob(f".{LATEST}.*{TMP_SUFFIX}")):
+        try:
+            p.unlink()
+            gone.append(p)
+        except OSError:
+            pass
+    return gone
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:
@@ -120,13 +167,35 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"refused to load {path}: it holds objects outside the safe allow-list (weights_only=True), "
-            f"possibly code; translab checkpoints hold only tensors and plain values ({str(e).splitlines()[0][:200]})"
+            f"possibly code; translab checkpoints hold only tensors and plain values ({_unpickler_reason(e)})"
         ) from None
     except Exception as e:  # truncated archives surface as RuntimeError, KeyError, EOFError, BadZipFile, ...
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a torch file ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a translab checkpoint (no format='{FORMAT}' entry)")
-    if state.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} was written by a newer translab (format version {state['version']} > {VERSION})")
+    if not isinstance(state.get("version", 0), int) or state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer translab (format version {state['version']!r} > {VERSION})")
+    for key, typ in REQUIRED.items():
+        if not isinstance(state.get(key), typ) or isinstance(state.get(key), bool):
+            raise CheckpointError(f"{path} is a damaged translab checkpoint: '{key}' should be a "
+                                  f"{typ.__name__}, found {type(state.get(key)).__name__}")
+    parts = {k: state.get(k, {}) for k in ("nets", "ema", "optimizers", "rng", "extra")}
+    bad = [k for k, v in parts.items() if not isinstance(v, dict)]
+    bad += [f"{k}.{n}" for k in ("nets", "ema", "optimizers") if isinstance(parts[k], dict)
+            for n, sd in parts[k].items() if not isinstance(sd, dict)]
+    if bad:
+        raise CheckpointError(f"{path} is a damaged translab checkpoint: these entries should be mappings: "
+                              f"{', '.join(map(str, bad))[:200]}")
     return state
+
+
+def _unpickler_reason(e: Exception) -> str:
+    """The line of torch's weights-only refusal that says what was refused (no ANSI codes, no advice to
+    bypass the check)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    why = next((ln.split("error:", 1)[1].strip() for ln in lines if "WeightsUnpickler error:" in ln), None)
+    return (why or (lines[0] if lines else type(e).__name__))[:200]

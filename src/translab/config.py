@@ -119,10 +119,10 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
                 return _coerce(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{where}: {value!r} does not match {typ}")
+        raise ConfigError(f"{where}: {_short(repr(value))} does not match {typ}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {_short(repr(value))}")
         inner = args[0] if args else Any
         out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
@@ -130,7 +130,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if isinstance(value, typ):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {_short(repr(value))}")
         return from_dict(typ, value, prefix=where)
     if typ is float:
         if isinstance(value, str):  # YAML 1.1 reads '2e-3' (no dot) as a string
@@ -139,19 +139,19 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {_short(repr(value))}")
         return float(value)
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_short(repr(value))}")
         return value
     if typ is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {_short(repr(value))}")
         return value
     if typ is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_short(repr(value))}")
         return value
     return value
 
@@ -167,7 +167,7 @@ def from_dict(cls, data: dict, prefix: str = "") -> Any:
         where = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
             full = [f"{prefix}.{n}" if prefix else n for n in names]
-            raise ConfigError(f"unknown config key '{where}'{_suggest(where, full)}")
+            raise ConfigError(f"unknown config key '{_short(where)}'{_suggest(where, full)}")
         kwargs[key] = _coerce(value, types[key], where)
     return cls(**kwargs)
 
@@ -176,13 +176,46 @@ def build_config(data: dict) -> Config:
     """Full config from a plain mapping: the method name decides the dataclass of ``model``."""
     from translab.methods import method_config_class
 
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping, got {type(data).__name__}")
     data = dict(data or {})
     method = data.get("method", "ddib")
+    if not isinstance(method, str):
+        raise ConfigError(f"method: expected a method name (a string), got {_short(repr(method))}")
     model_cls = method_config_class(method)
     model = data.pop("model", None) or {}
     cfg = from_dict(Config, data)
     cfg.model = from_dict(model_cls, model, prefix="model")
+    check_ranges(cfg)
     return cfg
+
+
+#: (lowest allowed, highest allowed) of numeric settings whose bad values would otherwise crash or silently
+#: corrupt a run later (e.g. log_every=0 divides by zero after the first step, ema_decay=2 diverges)
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "data.image_size": (1, None), "data.limit": (1, None), "data.num_workers": (0, None),
+    "train.steps": (0, None), "train.batch_size": (1, None), "train.lr": (0.0, None),
+    "train.weight_decay": (0.0, None), "train.grad_clip": (0.0, None), "train.ema_decay": (0.0, 1.0),
+    "train.ema_start": (0, None), "train.seed": (0, 2 ** 32 - 1), "train.log_every": (1, None),
+    "train.sample_every": (0, None), "train.checkpoint_every": (1, None), "train.keep_checkpoints": (0, None),
+    "train.threads": (0, None),
+}
+
+
+def check_ranges(cfg: Config) -> None:
+    """Raise ConfigError naming the key if a RANGES setting is out of range or a float is NaN/infinite."""
+    import math
+
+    for key, (low, high) in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{key}: must be {span}, got {_short(value)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,13 +238,17 @@ def preset_names(method: str | None = None) -> list[str]:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    except (ValueError, RecursionError) as e:  # integers beyond Python's digit limit; nesting beyond the stack
+        raise ConfigError(f"config file {path} cannot be read: {_short(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -242,7 +279,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except (ValueError, RecursionError) as e:  # integers beyond Python's digit limit; nesting beyond the stack
+        raise ConfigError(f"override '{_short(key)}': the value cannot be parsed ({_short(e)})") from None
     return key.split("."), value
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``str(value)`` cut to ``limit`` characters, for messages about hostile or huge input."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def apply_override(data: dict, path: list[str], value: Any) -> None:

@@ -51,9 +51,17 @@ def load_inference_folder(folder: str | Path) -> dict:
         flat = load_file(str(folder / "model.safetensors"))
     except Exception as e:  # safetensors raises its own error types on malformed files
         raise CheckpointError(f"cannot read {folder / 'model.safetensors'}: {e}") from None
-    config = yaml.safe_load((folder / "config.yaml").read_text())
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"cannot read {folder / 'config.yaml'}: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{folder / 'config.yaml'} does not hold a translab config (expected a mapping)")
     nets: dict[str, dict] = {}
     for key, v in flat.items():
+        if "." not in key:
+            raise CheckpointError(f"{folder / 'model.safetensors'}: unexpected tensor name '{key[:100]}' "
+                                  f"(expected '<net>.<parameter>')")
         net, param = key.split(".", 1)
         nets.setdefault(net, {})[param] = v.float() if v.is_floating_point() else v
     from safetensors import safe_open

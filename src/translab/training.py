@@ -284,13 +284,17 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
 
     start_step = 0
     if state is not None:
-        for n, sd in state["nets"].items():
-            method.nets[n].load_state_dict(sd)
-        for n, sd in state.get("ema", {}).items():
-            method.ema[n].load_state_dict(sd)
-        for n, sd in state["optimizers"].items():
-            optimizers[n].load_state_dict(sd)
-        method.load_extra_state(state.get("extra", {}))
+        try:
+            for n, sd in state["nets"].items():
+                method.nets[n].load_state_dict(sd)
+            for n, sd in state.get("ema", {}).items():
+                method.ema[n].load_state_dict(sd)
+            for n, sd in state["optimizers"].items():
+                optimizers[n].load_state_dict(sd)
+            method.load_extra_state(state.get("extra", {}))
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"{ckpt_path} does not match the {cfg.method} model its config describes: "
+                                  f"{str(e).splitlines()[0][:300]}") from None
         _set_rng_state(state["rng"], generator)
         start_step = int(state["step"])
     for oname, spec in specs.items():
@@ -364,6 +368,7 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
     step = start_step
     window_t, window_n = time.time(), 0
     last_good = latest_checkpoint(run.checkpoints)
+    last_saved = start_step
     with GracefulInterrupt() as interrupt:
         while step < steps:
             batch_a = next(iters[0]).to(accelerator.device)
@@ -409,9 +414,12 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
             if step % cfg.train.checkpoint_every == 0 or step == steps or interrupt.requested:
                 accelerator.wait_for_everyone()
                 last_good = save(step) or last_good
+                last_saved = step
             if on_step is not None:
                 on_step(step)
             if interrupt.requested:
+                if last_saved != step:  # the interrupt landed after this step's checkpoint decision
+                    last_good = save(step) or last_good
                 stopped_early = True
                 if is_main:
                     run.log(f"interrupted at step {step}; resume with the same command")
@@ -472,11 +480,15 @@ def load_method(run_or_ckpt: str | Path, map_location: str = "cpu", as_method: s
         apply_override(data, key.split("."), value)
     cfg = build_config(data)
     method = build_method(cfg)
-    for n, sd in state["nets"].items():
-        method.nets[n].load_state_dict(sd)
-    for n, sd in state.get("ema", {}).items():
-        method.ema[n] = copy.deepcopy(method.nets[n]).requires_grad_(False)
-        method.ema[n].load_state_dict(sd)
-    method.load_extra_state(state.get("extra", {}))
+    try:
+        for n, sd in state["nets"].items():
+            method.nets[n].load_state_dict(sd)
+        for n, sd in state.get("ema", {}).items():
+            method.ema[n] = copy.deepcopy(method.nets[n]).requires_grad_(False)
+            method.ema[n].load_state_dict(sd)
+        method.load_extra_state(state.get("extra", {}))
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt} does not match the {cfg.method} model its config describes: "
+                              f"{str(e).splitlines()[0][:300]}") from None
     method.to(map_location).eval()
     return method, cfg, {"checkpoint": str(ckpt), "step": int(state["step"]), "wall_seconds": state.get("wall_seconds")}

@@ -6,7 +6,6 @@ first 16) and DIR/summary.json (method, checkpoint, steps, network evaluations p
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from translab.commands.common import parse_set_pairs
@@ -50,35 +49,27 @@ def load_inputs(args, cfg, direction: str, image_size: int):
     return images.to(torch.float32), names
 
 
-def translate_batched(method, images, direction, steps, batch_size, seed, desc="translate"):
-    """Translate (N,3,H,W) in batches with a progress bar; returns (outputs (N,3,H,W), nfe per image, seconds)."""
-    import torch
-    from tqdm.auto import tqdm
-
-    gen = torch.Generator().manual_seed(seed)
-    outs, nfe = [], None
-    t0 = time.time()
-    for i in tqdm(range(0, images.shape[0], batch_size), desc=desc, unit="batch", dynamic_ncols=True):
-        res = method.translate(images[i:i + batch_size].to(method.device), direction, steps=steps, generator=gen)
-        outs.append(res.images.cpu())
-        nfe = res.nfe
-    return torch.cat(outs), nfe, time.time() - t0
-
-
 def run(args) -> int:
     from translab.report.grids import save_grid, save_images
     from translab.shipped import resolve_run
     from translab.training import load_method
 
     run_path = resolve_run(args.run)
-    method, cfg, info = load_method(run_path, as_method=args.as_method, overrides=parse_set_pairs(args.overrides))
+    device = "cuda" if __import__("torch").cuda.is_available() else "cpu"
+    method, cfg, info = load_method(run_path, map_location=device, as_method=args.as_method,
+                                    overrides=parse_set_pairs(args.overrides))
     if args.direction not in method.directions():
         from translab.methods import MethodError
 
         raise MethodError(f"this {cfg.method} model was trained for {', '.join(method.directions())} only; "
                           f"train the other direction with `translab train {cfg.method} --set model.direction={args.direction}`")
     images, names = load_inputs(args, cfg, args.direction, cfg.data.image_size)
-    outputs, nfe, seconds = translate_batched(method, images, args.direction, args.steps, args.batch_size, args.seed)
+    import torch
+
+    from translab.evaluation import translate_all
+
+    outputs, nfe, seconds = translate_all(method, images, args.direction, args.steps, args.batch_size, device,
+                                          torch.Generator().manual_seed(args.seed), True, f"{cfg.method} {args.direction}")
     out = Path(args.out)
     save_images(images, out / "inputs", names)
     save_images(outputs, out / "outputs", names)

@@ -65,20 +65,26 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def output_names(paths: list[Path]) -> list[str]:
-    """Names for outputs: the file stems; a stem shared by several files gets its extension appended."""
-    stems = [p.stem for p in paths]
+    """Names for outputs: the file stems; a stem shared by several files gets its extension appended.
+
+    Stems pass through translab.paths.safe_name first (so names are safe file names, kept verbatim by the
+    writers), and names are unique ignoring case, so that no output overwrites another even on
+    case-insensitive file systems or when two stems sanitise alike ('a b' and 'a_b').
+    """
+    from translab.paths import unique_names
+
+    stems = [safe_name_stem(p) for p in paths]
     counts: dict[str, int] = {}
     for s in stems:
         counts[s] = counts.get(s, 0) + 1
-    names = [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if counts[p.stem] > 1 else p.stem for p in paths]
-    seen: set[str] = set()
-    for i, n in enumerate(names):  # still clashing (e.g. a.png and a.PNG): number them
-        k = 1
-        while names[i] in seen:
-            k += 1
-            names[i] = f"{n}_{k}"
-        seen.add(names[i])
-    return names
+    names = [f"{s}_{p.suffix.lstrip('.').lower()}" if counts[s] > 1 else s for s, p in zip(stems, paths)]
+    return unique_names(names)  # still clashing (e.g. a.png and a.PNG): numbered _2, _3, ...
+
+
+def safe_name_stem(path: Path) -> str:
+    from translab.paths import safe_name
+
+    return safe_name(path.stem)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,13 +140,17 @@ def high_depth_grey(im: Image.Image) -> np.ndarray:
     else as [0, 255].
     """
     grey = np.asarray(im, dtype=np.float64)
+    finite = np.isfinite(grey)
+    top = grey[finite].max(initial=0)  # float files may hold NaN/inf: they must not pick the scale
     if im.mode.startswith("I;16"):
         scale = 65535.0
     elif im.mode == "I":
-        scale = 65535.0 if grey.max(initial=0) > 255 else 255.0
+        scale = 65535.0 if top > 255 else 255.0
     else:
-        scale = 1.0 if grey.max(initial=0) <= 1.0 else 255.0
-    return np.clip(grey / scale, 0.0, 1.0).astype(np.float32)
+        scale = 1.0 if top <= 1.0 else 255.0
+    # NaN -> 0 (black), +inf -> 1, -inf -> 0: a broken float pixel never reaches a network as NaN
+    grey = np.nan_to_num(grey / scale, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(grey, 0.0, 1.0).astype(np.float32)
 
 
 def to_rgb8(im: Image.Image) -> Image.Image:

@@ -38,13 +38,13 @@ def save_grid(rows: list[torch.Tensor], path: str | Path, scale: int = 2) -> Pat
 
 def save_images(images: torch.Tensor, folder: str | Path, names: list[str]) -> list[Path]:
     """One PNG per image, ``folder/name.png``; names are sanitised to stay inside ``folder``."""
-    from translab.paths import safe_name
+    from translab.paths import unique_names
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for arr, name in zip(to_uint8(images), names):
-        p = folder / f"{safe_name(name)}.png"
+    for arr, name in zip(to_uint8(images), unique_names(list(names))):
+        p = folder / f"{name}.png"
         Image.fromarray(arr).save(p)
         out.append(p)
     return out

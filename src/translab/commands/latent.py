@@ -1,0 +1,115 @@
+"""`translab latent --run RUN [--limit N] [--steps N] [--sweep-steps 10,20,...] [--release-ts ...] [--out-dir DIR]`:
+latent-space analysis of a trained run, written to RUN/analysis/*.json and *.png (docs/latent.md).
+
+DDIB runs: Gaussianity of the encodings, linear probes, PCA and Frechet distance between the domains' latents,
+reconstruction and cycle error against the number of DDIM steps, slerp interpolation. UNIT-DDPM runs: a sweep
+over the release time t_r (target accuracy, hue error, transport cost, FID) and a picture of both chains.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+METHODS = ("ddib", "unit-ddpm")
+
+
+def int_list(text: str) -> list[int]:
+    """'10,20,50' -> [10, 20, 50]; argparse type with a clear message."""
+    import argparse
+
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 10,20,50, got '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one integer, got '{text}'")
+    return values
+
+
+def register(sub) -> None:
+    p = sub.add_parser("latent", help="latent-space analysis of a DDIB or UNIT-DDPM run (RUN/analysis/*.json, *.png)")
+    p.add_argument("--run", required=True, help="run directory, checkpoint file, or shipped model name")
+    p.add_argument("--limit", type=int, default=None,
+                   help="test images per domain for statistics, probes, PCA, Frechet (DDIB) or inputs per t_r "
+                        "(UNIT-DDPM); default: all")
+    p.add_argument("--sweep-limit", type=int, default=32,
+                   help="DDIB: images per domain for the reconstruction/cycle sweep (default 32; capped by --limit)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's own)")
+    p.add_argument("--sweep-steps", type=int_list, default=None,
+                   help="DDIB: DDIM step counts of the reconstruction sweep (default 10,20,50,100,250,1000)")
+    p.add_argument("--release-ts", type=int_list, default=None,
+                   help="UNIT-DDPM: release times t_r to sweep (default: 0, 0.1, 0.25, 0.5, 0.75, 1 of T-1); "
+                        "write --release-ts=-1,... when the list starts with -1")
+    p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="UNIT-DDPM: translation direction")
+    p.add_argument("--out-dir", default=None, help="output folder (default: RUN/analysis)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classifier", default=None, help="UNIT-DDPM: classifier .safetensors (cmnist: the shipped one)")
+    p.add_argument("--no-inception", action="store_true", help="UNIT-DDPM: skip Inception FID (reported as skipped)")
+    p.set_defaults(func=run)
+
+
+def run_directory(path: Path) -> Path:
+    """The run directory of a --run path: a checkpoint file's run, else the folder itself."""
+    if path.is_file():
+        return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path
+
+
+def check_positive(name: str, values) -> None:
+    from translab.config import ConfigError
+
+    for v in values or []:
+        if v is not None and v < 1:
+            raise ConfigError(f"{name} must be at least 1, got {v}")
+
+
+def run(args) -> int:
+    import torch
+
+    from translab.data import build_domain_pair
+    from translab.methods.base import MethodError
+    from translab.shipped import resolve_run
+    from translab.training import load_method
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_positive("--limit", [args.limit])
+    check_positive("--sweep-limit", [args.sweep_limit])
+    check_positive("--steps", [args.steps])
+    check_positive("--sweep-steps", args.sweep_steps)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = resolve_run(args.run)
+    method, cfg, info = load_method(path, map_location=device)
+    if method.name not in METHODS:
+        raise MethodError(f"--run {args.run} is a {method.name} model; `translab latent` analyses "
+                          f"{' and '.join(METHODS)} runs")
+    out = Path(args.out_dir) if args.out_dir else run_directory(path) / "analysis"
+    pair = build_domain_pair(cfg.data)
+    header = {"run": str(path), "run_name": run_directory(path).name, "method": method.name, "checkpoint": info,
+              "dataset": {"type": cfg.data.dataset, "name": pair.name, "image_size": pair.image_size,
+                          "domains": list(pair.domain_names), "split": "test"}}
+    print(f"latent analysis of {method.name} ({info['checkpoint']}, step {info['step']}) on {pair.name}, "
+          f"device {device}; writing to {out}", flush=True)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    if method.name == "ddib":
+        from translab.analysis.ddib_latents import analyse_ddib
+
+        written = analyse_ddib(method, pair, out, limit=args.limit, sweep_limit=args.sweep_limit, steps=args.steps,
+                               sweep_steps=args.sweep_steps, batch_size=args.batch_size, device=device,
+                               seed=args.seed, header=header, log=log)
+    else:
+        from translab.analysis.unit_release import analyse_release
+
+        written = analyse_release(method, pair, cfg.data.dataset, out, release_ts=args.release_ts,
+                                  direction=args.direction, limit=args.limit, steps=args.steps,
+                                  batch_size=args.batch_size, device=device, seed=args.seed,
+                                  inception=not args.no_inception, classifier_path=args.classifier, header=header,
+                                  log=log)
+    for p in written:
+        print(f"wrote {p}")
+    return 0
