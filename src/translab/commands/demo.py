@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="translab-demo", help="output folder (report.html, report.md, runs/)")
     p.add_argument("--train", action="store_true", help="retrain every method with its cmnist-2to3 preset first")
     p.add_argument("--limit", type=int, default=None, help="use the first N test images (default: all 1,032)")
-    p.add_argument("--no-compile", action="store_true", help="do not torch.compile the networks")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (pays off on long runs)")
     p.set_defaults(func=run)
 
 
@@ -74,7 +74,7 @@ def run(args) -> int:
         print(f"== {label}: evaluating {model} on {limit or 'all'} test 2s")
         opts = EvalOptions(direction="a2b", limit=limit, as_method=as_method, overrides=overrides,
                            device="cuda" if torch.cuda.is_available() else "cpu", inception=not args.quick,
-                           cycle_limit=min(limit or 128, 128), compile=not args.no_compile and not args.quick)
+                           cycle_limit=min(limit or 128, 128), compile=args.compile)
         evaluate_run(run_dir, opts)
         if run_dir not in run_dirs:
             run_dirs.append(run_dir)

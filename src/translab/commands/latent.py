@@ -70,7 +70,7 @@ def run(args) -> int:
 
     from translab.data import build_domain_pair
     from translab.methods.base import MethodError
-    from translab.shipped import resolve_run
+    from translab.shipped import is_shipped, resolve_run, working_copy
     from translab.training import load_method
 
     if args.threads:
@@ -81,6 +81,9 @@ def run(args) -> int:
     check_positive("--sweep-steps", args.sweep_steps)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     path = resolve_run(args.run)
+    if is_shipped(path):  # never write into the installed package
+        path = working_copy(args.run, "runs")
+        print(f"analysing the shipped model {args.run} in the writable copy {path}")
     method, cfg, info = load_method(path, map_location=device)
     if method.name not in METHODS:
         raise MethodError(f"--run {args.run} is a {method.name} model; `translab latent` analyses "
