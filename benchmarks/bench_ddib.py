@@ -77,9 +77,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = resolve_config("ddib", "cmnist-2to3", None, [f"train.threads={args.threads}"])
     if args.run:
+        from translab.shipped import resolve_run
         from translab.training import load_method
 
-        method, cfg, _ = load_method(args.run)
+        method, cfg, _ = load_method(resolve_run(args.run))
     else:
         torch.manual_seed(0)
         method = build_method(cfg).eval()

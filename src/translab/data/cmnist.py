@@ -56,6 +56,14 @@ def load_mnist_digit(digit: int, split: str, root: str | None) -> tuple[np.ndarr
         with resources.files("translab.data").joinpath("mnist_digits_2_3.npz").open("rb") as f:
             arr = np.load(f)[f"{split}_{digit}"]
         return arr, "translab (shipped MNIST 2s and 3s)"
+    imgs, labels, source = load_mnist_split(split, root)
+    return imgs[labels == digit], source
+
+
+def load_mnist_split(split: str, root: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """All digits of one MNIST split from torchvision's layout under root ($TRANSLAB_DATA by default):
+    (images (N, 28, 28) uint8, labels (N,) int64, source). Downloads where there is internet; else a
+    DataError that names the folder."""
     from torchvision.datasets import MNIST
 
     base = Path(root) if root else default_data_root()
@@ -66,13 +74,10 @@ def load_mnist_digit(digit: int, split: str, root: str | None) -> tuple[np.ndarr
             ds = MNIST(str(base), train=(split == "train"), download=True)
         except Exception as e:  # no network, no copy
             raise DataError(
-                f"MNIST digit {digit} is not shipped and no MNIST copy was found under {base} "
-                f"(expected {base}/MNIST/raw/*-ubyte); the download failed too ({type(e).__name__}). "
-                f"Pass --data-root or set TRANSLAB_DATA to a folder holding MNIST/raw."
+                f"no MNIST copy was found under {base} (expected {base}/MNIST/raw/*-ubyte) and the download "
+                f"failed ({type(e).__name__}). Pass --data-root or set TRANSLAB_DATA to a folder holding MNIST/raw."
             ) from None
-    imgs = ds.data.numpy()
-    labels = ds.targets.numpy()
-    return imgs[labels == digit], f"torchvision MNIST at {base}"
+    return ds.data.numpy(), ds.targets.numpy().astype(np.int64), f"torchvision MNIST at {base}"
 
 
 def colored_mnist_split(digit: int, split: str, domain_index: int, image_size: int, seed: int,

@@ -187,21 +187,10 @@ def load_mnist(split: str, root: str | Path | None = None) -> tuple[torch.Tensor
     Returns (grey (N, 28, 28) uint8, labels (N,) long). Raises DataError naming the folder when no copy
     exists and the download fails.
     """
-    from torchvision.datasets import MNIST
+    from translab.data.cmnist import load_mnist_split
 
-    from translab.data.base import DataError
-    from translab.data.cmnist import default_data_root
-
-    base = Path(root) if root else default_data_root()
-    try:
-        ds = MNIST(str(base), train=(split == "train"), download=False)
-    except RuntimeError:
-        try:
-            ds = MNIST(str(base), train=(split == "train"), download=True)
-        except Exception as e:  # no network and no local copy
-            raise DataError(f"no MNIST copy under {base} (expected {base}/MNIST/raw/*-ubyte) and the download "
-                            f"failed ({type(e).__name__}); pass --data-root or set TRANSLAB_DATA") from None
-    return ds.data.clone(), ds.targets.clone().long()
+    images, labels, _ = load_mnist_split(split, None if root is None else str(root))
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels).long()
 
 
 def resize_grey(grey: torch.Tensor, image_size: int) -> torch.Tensor:
