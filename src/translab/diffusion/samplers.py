@@ -27,6 +27,19 @@ def _check_desc(timesteps: list[int]) -> list[int]:
     return ts
 
 
+def _run_chain(eps_fn: EpsFn, x: torch.Tensor, timesteps: list[int], step: Callable,
+               progress: Callable | None) -> torch.Tensor:
+    """The shared descending loop: one network evaluation per timestep, then ``step(x, eps, t, t_next)``
+    moves x to the next level (t_next = -1 after the last timestep: clean data)."""
+    ts = _check_desc(timesteps)
+    it = range(len(ts)) if progress is None else progress(range(len(ts)))
+    for i in it:
+        t = ts[i]
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        x = step(x, eps_fn(x, _tvec(t, x)), t, t_next)
+    return x
+
+
 def ddim_step(schedule: NoiseSchedule, x: torch.Tensor, eps: torch.Tensor, t: int, t_next: int,
               eta: float = 0.0, noise: torch.Tensor | None = None, clip_x0: bool = False) -> torch.Tensor:
     """Song et al. 2021 (DDIM) eq. 12 from level t to level t_next (t_next = -1: clean data).
@@ -58,18 +71,13 @@ def sample_ddim(eps_fn: EpsFn, schedule: NoiseSchedule, x_start: torch.Tensor, t
 
     x_start (N, C, H, W); returns (N, C, H, W). eta = 0 is the deterministic probability-flow ODE (DDIM).
     """
-    ts = _check_desc(timesteps)
-    x = x_start
-    it = range(len(ts)) if progress is None else progress(range(len(ts)))
-    for i in it:
-        t = ts[i]
-        t_next = ts[i + 1] if i + 1 < len(ts) else -1
-        eps = eps_fn(x, _tvec(t, x))
+    def step(x, eps, t, t_next):
         noise = None
         if eta > 0 and t_next >= 0:
             noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        x = ddim_step(schedule, x, eps, t, t_next, eta=eta, noise=noise, clip_x0=clip_x0)
-    return x
+        return ddim_step(schedule, x, eps, t, t_next, eta=eta, noise=noise, clip_x0=clip_x0)
+
+    return _run_chain(eps_fn, x_start, timesteps, step, progress)
 
 
 @torch.no_grad()
@@ -107,15 +115,10 @@ def sample_ddpm(eps_fn: EpsFn, schedule: NoiseSchedule, x_start: torch.Tensor, t
     respaced chain, beta = 1 - ab/ab' (Nichol & Dhariwal 2021, Sec. 4); on the full list this is exactly
     x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t/sqrt(1 - ab_t) eps) + sigma_t z with sigma_t^2 = beta_tilde_t.
     """
-    ts = _check_desc(timesteps)
-    x = x_start
-    it = range(len(ts)) if progress is None else progress(range(len(ts)))
-    for i in it:
-        t = ts[i]
-        t_next = ts[i + 1] if i + 1 < len(ts) else -1
-        eps = eps_fn(x, _tvec(t, x))
-        x = ddpm_step(schedule, x, eps, t, t_next, generator, clip_x0)
-    return x
+    def step(x, eps, t, t_next):
+        return ddpm_step(schedule, x, eps, t, t_next, generator, clip_x0)
+
+    return _run_chain(eps_fn, x_start, timesteps, step, progress)
 
 
 def ddpm_step(schedule: NoiseSchedule, x: torch.Tensor, eps: torch.Tensor, t: int, t_next: int,

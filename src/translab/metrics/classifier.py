@@ -306,6 +306,14 @@ def _digit_batches(grey: torch.Tensor, labels: torch.Tensor, settings: TrainSett
             yield augment_digits(grey[idx], gen), labels[idx]
 
 
+def _seeded_start(settings: TrainSettings) -> torch.Generator:
+    """Apply the thread count, seed torch's global RNG (weight init) and return the batch generator."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    return torch.Generator().manual_seed(settings.seed)
+
+
 def train_digit_classifier(root: str | Path | None = None, settings: TrainSettings | None = None,
                            image_size: int = 32, progress: bool = True) -> tuple[ImageClassifier, dict]:
     """Train the colour-robust 10-digit reader on all MNIST training digits; evaluate on the coloured test set.
@@ -316,10 +324,7 @@ def train_digit_classifier(root: str | Path | None = None, settings: TrainSettin
     import time
 
     settings = settings or TrainSettings()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    torch.manual_seed(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
+    gen = _seeded_start(settings)
     t0 = time.time()
     grey, labels = load_mnist("train", root)
     grey = resize_grey(grey, image_size)
@@ -377,10 +382,7 @@ def train_domain_classifier(pair, steps: int = 2000, settings: TrainSettings | N
     from translab.data.base import stack_dataset
 
     settings = settings or TrainSettings()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    torch.manual_seed(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
+    gen = _seeded_start(settings)
     t0 = time.time()
     size = pair.image_size
     if widths is None:
