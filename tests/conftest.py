@@ -15,6 +15,18 @@ def _one_torch_thread():
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_feature_cache(tmp_path_factory):
+    """Tests never read or fill the user's on-disk feature cache (translab.feature_cache)."""
+    old = os.environ.get("TRANSLAB_CACHE")
+    os.environ["TRANSLAB_CACHE"] = str(tmp_path_factory.mktemp("translab-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TRANSLAB_CACHE", None)
+    else:
+        os.environ["TRANSLAB_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """Folder holding MNIST/raw/*-ubyte ($TRANSLAB_DATA; CI sets it to ../shared/data); skip if absent."""

@@ -109,9 +109,14 @@ def test_ctrl_c_saves_a_checkpoint_exits_0_and_resume_continues(tmp_path):
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
     assert state["step"] == n and pointer(run) == {"step": n, "file": f"step_{n:08d}.pt"}
     assert temporaries(run) == []
+    record = json.loads((run / "train_record.json").read_text())  # a run stopped for time still says how far it got
+    assert (record["steps"], record["target_steps"], record["completed"]) == (n, 100000, False)
+    assert set(record["final"]) >= {"loss"} and record["wall_seconds"] > 0
 
     res = train(cfg(f"train.steps={n + 2}", "train.checkpoint_every=100000"), run)
     assert res.step == n + 2 and not res.stopped_early
+    record = json.loads((run / "train_record.json").read_text())
+    assert (record["steps"], record["completed"]) == (n + 2, True)
     assert f"resuming from step_{n:08d}.pt at step {n}" in (run / "log.txt").read_text()
     assert metric_steps(run) == list(range(1, n + 3))  # no step lost, none repeated
     assert load_checkpoint(latest_checkpoint(run / "checkpoints"))["step"] == n + 2

@@ -81,12 +81,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     """Weights poisoned with NaN after step 3 -> step 4's loss is NaN -> a clear stop; checkpoint 3 intact."""
-    import translab.training as tr
-
-    def poison(step):
+    def poison(step, method):
         if step == 3:
             with torch.no_grad():
-                for p in tr._LAST_METHOD.nets.parameters():
+                for p in method.nets.parameters():
                     p.fill_(float("nan"))
 
     run = tmp_path / "run"
@@ -156,9 +154,8 @@ res = train(tiny_ddib(4, "train.checkpoint_every=4"), {str(tmp_path / 'run')!r})
 from accelerate import PartialState
 state = PartialState()
 rank = state.process_index
-import translab.training as tr
 # gather a fingerprint of each rank's live weights (not only the checkpoint, which rank 0 writes)
-vec = torch.cat([p.detach().flatten() for p in tr._LAST_METHOD.nets.parameters()])
+vec = torch.cat([p.detach().flatten() for p in res.method.nets.parameters()])
 out = [torch.zeros_like(vec) for _ in range(state.num_processes)]
 dist.all_gather(out, vec)
 if rank == 0:

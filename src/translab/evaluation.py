@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from translab import feature_cache
 from translab.data.base import stack_dataset
 from translab.methods.base import MethodError, check_direction
 from translab.metrics.color import hue_error, mean_squared_distance, target_accuracy, transport_cost
@@ -112,7 +113,7 @@ def build_extractors(dataset: str, opts: EvalOptions) -> tuple[list[Extractor], 
             inc = load_inception(opts.device)
             extractors.append(Extractor("inception", lambda im: inception_features(inc, im, opts.batch_size),
                                         f"{PROTOCOL}; weights: {inc.source}",
-                                        cache_id=f"inception {inc.source} {opts.device}"))
+                                        cache_id=f"inception {PROTOCOL} {inc.source} {opts.device}"))
         except InceptionUnavailable as e:
             extractors.append(Extractor("inception", reason=str(e)))
     else:
@@ -135,18 +136,26 @@ def build_extractors(dataset: str, opts: EvalOptions) -> tuple[list[Extractor], 
 
 
 def features_for(extractors: list[Extractor], images: torch.Tensor, cache_key: tuple | None = None) -> dict:
-    """{extractor name: features (N, D)} for the available extractors; real-set features are cached in memory."""
+    """{extractor name: features (N, D)} for the available extractors.
+
+    With ``cache_key`` (used for real reference sets) the features are cached in memory and on disk
+    (``translab.feature_cache``: keyed by the data, the extractor's exact weights and the images' bytes).
+    """
     out = {}
     for ex in extractors:
         if not ex.available:
             continue
-        key = None if cache_key is None else cache_key + (ex.name, ex.cache_id)
-        if key is not None and key in _REAL_CACHE:
-            out[ex.name] = _REAL_CACHE[key]
+        if cache_key is None:
+            out[ex.name] = ex.fn(images)
             continue
-        out[ex.name] = ex.fn(images)
-        if key is not None:
-            _REAL_CACHE[key] = out[ex.name]
+        key = cache_key + (ex.name, ex.cache_id)
+        if key not in _REAL_CACHE:
+            feats = feature_cache.load(key, images)
+            if feats is None:
+                feats = ex.fn(images)
+                feature_cache.store(key, images, feats)
+            _REAL_CACHE[key] = feats
+        out[ex.name] = _REAL_CACHE[key]
     return out
 
 

@@ -34,7 +34,6 @@ RESUME_SAFE_PREFIXES = ("train.steps", "train.log_every", "train.sample_every", 
                         "model.sample_chain")
 
 
-_LAST_METHOD = None
 
 
 class TrainingError(RuntimeError):
@@ -189,11 +188,14 @@ def _main_thread() -> bool:
 
 @dataclass
 class TrainResult:
+    """What ``train`` returns; ``method`` holds this process's live (trained) nets and EMA copies."""
+
     run_dir: Path
     step: int
     stopped_early: bool
     wall_seconds: float
     last_scalars: dict
+    method: Method | None = None
 
 
 def _check_resume_config(saved: dict, new: dict, ckpt: Path) -> list[str]:
@@ -234,7 +236,10 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
 
 
 def train(cfg: Config, run_dir: str | Path, pair=None, on_step=None) -> TrainResult:
-    """Train ``cfg.method`` into ``run_dir`` (resuming from its latest checkpoint if there is one)."""
+    """Train ``cfg.method`` into ``run_dir`` (resuming from its latest checkpoint if there is one).
+
+    ``on_step(step, method)``, if given, is called after each optimisation step (and its checkpoint).
+    """
     run = RunDir(run_dir).ensure()
     if int(os.environ.get("RANK", "0")) != 0:  # other ranks of a multi-process run: rank 0 holds the lock
         return _train_locked(cfg, run, pair, on_step)
@@ -267,8 +272,6 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
     torch.manual_seed(cfg.train.seed)
     method: Method = build_method(cfg)
     method.to(accelerator.device)
-    global _LAST_METHOD
-    _LAST_METHOD = method  # inspected by the multi-process test
     if cfg.train.channels_last:
         method.nets.to(memory_format=torch.channels_last)
     for name in method.ema_nets:
@@ -416,7 +419,7 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
                 last_good = save(step) or last_good
                 last_saved = step
             if on_step is not None:
-                on_step(step)
+                on_step(step, method)
             if interrupt.requested:
                 if last_saved != step:  # the interrupt landed after this step's checkpoint decision
                     last_good = save(step) or last_good
@@ -429,13 +432,16 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
     wall = wall_before + time.time() - t_start
     if not stopped_early:
         sample(step)
-        if is_main:
-            run.write_json("train_record.json", {
-                "method": cfg.method, "steps": step, "wall_seconds": round(wall, 1),
-                "device": str(accelerator.device), "processes": world, "hardware": hardware_string(),
-                "final": {k: round(v, 6) for k, v in last_scalars.items()}})
+    if is_main and step > start_step:
+        # the record of how the weights were made; an interrupted run records where it stopped, so that a run
+        # stopped for time (and exported as it is) still says its steps, wall time and last losses
+        run.write_json("train_record.json", {
+            "method": cfg.method, "steps": step, "target_steps": steps, "completed": not stopped_early,
+            "wall_seconds": round(wall, 1), "device": str(accelerator.device), "processes": world,
+            "hardware": hardware_string(), "final": {k: round(v, 6) for k, v in last_scalars.items()}})
+        if not stopped_early:
             run.log(f"finished at step {step} in {wall:.0f} s")
-    return TrainResult(run.path, step, stopped_early, wall, last_scalars)
+    return TrainResult(run.path, step, stopped_early, wall, last_scalars, method)
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:
