@@ -91,6 +91,30 @@ def test_train_step_losses_finite(extra):
                                                    + cfg.model.lambda_cyc * out["loss_cycle"], rel=1e-5)
 
 
+@pytest.mark.parametrize("pair_noise", ["shared", "independent"])
+def test_shared_pair_noise_gives_the_noise_away_through_the_condition(pair_noise):
+    """Why pair_noise defaults to 'independent'. With 'shared', a generator that outputs a constant (here 0)
+    makes the conditioning image x~_t = sqrt(1 - alpha_bar) eps, so eq. (11)'s target eps can be read off the
+    condition exactly (loss 0 without denoising anything); inference's chains carry independent noise, where
+    that reading gives E||e1 - e2||^2 = 2 per element. With 'independent' the shortcut is gone in training too."""
+    from translab.diffusion.process import q_sample
+
+    cfg = tiny_cfg(f"model.pair_noise={pair_noise}")
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+    zero = torch.zeros_like(x_a)
+    _, _, fake_b_t, _ = method._noisy_pairs(x_a, x_b, zero, zero, d)
+    noise_scale = q_sample(method.schedule, zero, d.t_a, torch.ones_like(x_a))  # sqrt(1 - alpha_bar_t^A)
+    read = fake_b_t / noise_scale
+    mse = float(((read - d.eps_a) ** 2).mean())
+    if pair_noise == "shared":
+        assert mse < 1e-10
+    else:
+        assert 1.7 < mse < 2.3  # two independent N(0, 1) draws over 1,536 elements
+
+
 def test_each_half_updates_only_its_own_nets():
     cfg = tiny_cfg()
     torch.manual_seed(0)

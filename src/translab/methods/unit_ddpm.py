@@ -55,9 +55,10 @@ class UnitDDPMConfig:
                                   "value; the paper's own could not be confirmed here)", 10.0)
     cycle_loss: str = describe("l1: eq. (13) as printed (L1 norm, default) | l2: the squared norm printed in Algorithm 1",
                                "l1")
-    pair_noise: str = describe("noise of a fake image's forward process: shared (eq. 11 as read here: the fake is noised "
-                               "with its real partner's eps at the partner's t) | independent (a fresh draw, as the "
-                               "independent chains of inference see it)", "shared")
+    pair_noise: str = describe("noise of a fake image's forward process: independent (a fresh draw, default: the two "
+                               "chains of inference carry independent noise) | shared (the real partner's eps at "
+                               "the partner's t; lets the denoiser read its target noise off the condition, and "
+                               "failed on cMNIST: see RESULTS.md)", "independent")
     generator_lr: float | None = describe("generator learning rate (None: train.lr)", None)
     generator_betas: list[float] = describe("Adam betas of the generators (CycleGAN's (0.5, 0.999))",
                                             factory=lambda: [0.5, 0.999])
@@ -159,8 +160,8 @@ class UnitDDPM(Method):
         x~_t^B = q(g_a2b(x^A) at t^A with eps^A)     x~_t^A = q(g_b2a(x^B) at t^B with eps^B)
 
         i.e. each fake is noised at the timestep of the real image it was made from (its partner), with the
-        partner's noise draw (pair_noise='shared', eq. 11 as read for this implementation), or with a fresh
-        draw (pair_noise='independent'). Each pair (x_t^A, x~_t^B) and (x_t^B, x~_t^A) shares one timestep.
+        partner's noise draw (pair_noise='shared', one reading of eq. 11), or with a fresh
+        draw (pair_noise='independent', the default). Each pair (x_t^A, x~_t^B) and (x_t^B, x~_t^A) shares one timestep.
         """
         s = self.schedule
         return (q_sample(s, x_a, d.t_a, d.eps_a), q_sample(s, x_b, d.t_b, d.eps_b),
