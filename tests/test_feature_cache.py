@@ -48,8 +48,7 @@ def test_second_process_reads_features_from_disk(cache):
 def test_other_images_or_weights_miss_the_cache(cache):
     ex = CountingExtractor()
     evaluation.features_for([ex], _images(0), ("data", "b", 5))
-    evaluation._REAL_CACHE.clear()
-    changed = _images(0)
+    changed = _images(0)  # same key, same process: the in-memory cache must miss too
     changed[2, 1, 3, 3] += 0.01  # one pixel
     out = evaluation.features_for([ex], changed, ("data", "b", 5))["counting"]
     assert ex.calls == 10

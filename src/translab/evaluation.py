@@ -102,6 +102,11 @@ def translate_all(method, x: torch.Tensor, direction: str, steps: int | None, ba
 _REAL_CACHE: dict[tuple, torch.Tensor] = {}
 
 
+def reference_key(domain: str) -> tuple:
+    """Cache key of a real reference set (the images' own bytes complete it in ``features_for``)."""
+    return ("reference", domain)
+
+
 def build_extractors(dataset: str, opts: EvalOptions) -> tuple[list[Extractor], object | None]:
     """[inception, classifier] extractors (each possibly unavailable with a reason) and the classifier model."""
     from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
@@ -138,10 +143,11 @@ def build_extractors(dataset: str, opts: EvalOptions) -> tuple[list[Extractor], 
 def features_for(extractors: list[Extractor], images: torch.Tensor, cache_key: tuple | None = None) -> dict:
     """{extractor name: features (N, D)} for the available extractors.
 
-    With ``cache_key`` (used for real reference sets) the features are cached in memory and on disk
-    (``translab.feature_cache``: keyed by the data, the extractor's exact weights and the images' bytes).
+    With ``cache_key`` (given for real reference sets) the features are cached in memory and on disk
+    (``translab.feature_cache``), keyed by ``cache_key``, the extractor's exact weights and the images' bytes.
     """
     out = {}
+    digest = None if cache_key is None else feature_cache.images_digest(images)
     for ex in extractors:
         if not ex.available:
             continue
@@ -149,13 +155,13 @@ def features_for(extractors: list[Extractor], images: torch.Tensor, cache_key: t
             out[ex.name] = ex.fn(images)
             continue
         key = cache_key + (ex.name, ex.cache_id)
-        if key not in _REAL_CACHE:
+        if key + (digest,) not in _REAL_CACHE:
             feats = feature_cache.load(key, images)
             if feats is None:
                 feats = ex.fn(images)
                 feature_cache.store(key, images, feats)
-            _REAL_CACHE[key] = feats
-        out[ex.name] = _REAL_CACHE[key]
+            _REAL_CACHE[key + (digest,)] = feats
+        out[ex.name] = _REAL_CACHE[key + (digest,)]
     return out
 
 
@@ -254,8 +260,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
         metrics["cycle_error"] = {"available": False, "reason": f"{method.name} has no {back} direction"}
 
     extractors, clf = build_extractors(dataset, opts)
-    cache_key = (json.dumps(cfg.to_dict()["data"], sort_keys=True, default=str), tgt, real.shape[0])
-    real_f = features_for(extractors, real, cache_key)
+    real_f = features_for(extractors, real, reference_key(tgt))
     fake_f = features_for(extractors, y)
     metrics["fid_kid"] = labelled_distances(extractors, real_f, fake_f, seed=opts.seed)
     metrics["transport_cost"] = {"value": transport_cost(x, y), "units": MSE_UNITS}

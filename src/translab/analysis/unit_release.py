@@ -23,6 +23,7 @@ Log = Callable[[str], None]
 #: default release times as fractions of T (0 -> t_r = 0, 1 -> t_r = T - 1)
 DEFAULT_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 CHAIN_INPUTS = 3
+OUTPUTS_SHOWN = 12
 
 
 def default_release_ts(num_timesteps: int) -> list[int]:
@@ -118,10 +119,11 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
                     direction: str = "a2b", limit: int | None = None, steps: int | None = None, batch_size: int = 64,
                     device: str = "cpu", seed: int = 0, inception: bool = True, classifier_path: str | None = None,
                     header: dict | None = None, log: Log = print) -> list[Path]:
-    """Sweep t_r over ``release_ts`` and write OUT/unit_release_sweep.{json,md}, unit_release_tradeoff.png and
-    unit_chains.png. Each value translates the same inputs with the same seed. Returns the written paths."""
+    """Sweep t_r over ``release_ts`` and write OUT/unit_release_sweep.{json,md}, unit_release_tradeoff.png,
+    unit_release_outputs.png (the first inputs' translations at each t_r) and unit_chains.png. Each value translates the same inputs with the same seed. Returns the written paths."""
     from translab.data.base import stack_dataset
-    from translab.evaluation import EvalOptions, _target_name, build_extractors, features_for, translate_all
+    from translab.evaluation import (EvalOptions, _target_name, build_extractors, features_for, reference_key,
+                                     translate_all)
     from translab.methods.base import MethodError, check_direction
 
     out = Path(out_dir)
@@ -140,10 +142,10 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
     opts = EvalOptions(direction=direction, batch_size=batch_size, device=device, seed=seed, inception=inception,
                        classifier_path=classifier_path, progress=False)
     extractors, clf = build_extractors(dataset, opts)
-    real_f = features_for(extractors, real)
+    real_f = features_for(extractors, real, reference_key(tgt))
     target_name = _target_name(pair, tgt, dataset)
 
-    entries, rows = [], []
+    entries, rows, shown = [], [], []
     for t_r in release_ts:
         log(f"[release] t_r={t_r}: translating {x.shape[0]} images {direction} with {steps} steps")
         t0 = time.perf_counter()
@@ -153,6 +155,7 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
         metrics = sweep_metrics(x, y, real_f, extractors, clf, target_name, dataset, batch_size, seed)
         row = flat_row(t_r, nfe, metrics)
         rows.append(row)
+        shown.append(y[:OUTPUTS_SHOWN])
         entries.append({"release_t": t_r, "nfe_per_image": nfe, "translate_seconds": round(seconds, 3),
                         "metrics": metrics})
         log(f"[release] t_r={t_r}: " + ", ".join(f"{label} {'n/a' if row[k] is None else f'{row[k]:.4g}'}"
@@ -176,6 +179,11 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
     written.append(figures.release_tradeoff_plot(rows, panels, (faith, real_key) if real_key else None,
                                                  out / "unit_release_tradeoff.png",
                                                  f"UNIT-DDPM {direction}: release time sweep ({x.shape[0]} inputs)"))
+    n_show = min(OUTPUTS_SHOWN, x.shape[0])
+    written.append(figures.image_table(
+        [x[:n_show]] + shown, out / "unit_release_outputs.png",
+        row_labels=[f"input ({src.upper()})"] + [f"t_r = {t_r}" for t_r in release_ts],
+        title=f"UNIT-DDPM {direction}: the same {n_show} inputs and seed at each release time t_r ({steps} steps)"))
     chain_t = method.cfg.release_t
     log(f"[chains] both chains of {min(CHAIN_INPUTS, x.shape[0])} inputs at t_r={chain_t}")
     written.append(chains_picture(method, x, direction, steps, chain_t, out / "unit_chains.png", device, seed))
