@@ -238,7 +238,7 @@ def test_latent_command_unit_ddpm(tmp_path):
     assert main(["latent", "--run", str(run), "--limit", "8", "--release-ts", "10,50", "--steps", "5",
                  "--no-inception", "--classifier", str(clf), "--out-dir", str(out), "--device", "cpu"]) == 0
     for name in ("unit_release_sweep.json", "unit_release_sweep.md", "unit_release_tradeoff.png", "unit_chains.png",
-                 "unit_release_outputs.png"):
+                 "unit_release_outputs.png", "unit_generators.png"):
         assert (out / name).stat().st_size > 0, name
     data = json.loads((out / "unit_release_sweep.json").read_text())
     table = data["table"]

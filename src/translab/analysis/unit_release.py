@@ -115,12 +115,32 @@ def chains_picture(method, x: torch.Tensor, direction: str, steps: int | None, r
                                      f"for display; first column: the input above its translation)")
 
 
+def generators_picture(method, pair, path: Path, n: int = 12, device: str = "cpu") -> Path:
+    """The training-only translation generators on test images: x^A, g_a2b(x^A), x^B, g_b2a(x^B).
+
+    They make the partner images that the denoisers are conditioned on in training (eqs. 11-12), so this
+    shows what the conditioning channel looked like in training, against the real source images it sees
+    at inference.
+    """
+    from translab.data.base import stack_dataset
+
+    x_a = stack_dataset(pair.get("a", "test"), n).float().to(device)
+    x_b = stack_dataset(pair.get("b", "test"), n).float().to(device)
+    with torch.no_grad():
+        fake_b, fake_a = method.nets["g_a2b"](x_a).cpu(), method.nets["g_b2a"](x_b).cpu()
+    return figures.image_table(
+        [x_a.cpu(), fake_b, x_b.cpu(), fake_a], path,
+        row_labels=["x^A", "g_a2b(x^A)", "x^B", "g_b2a(x^B)"],
+        title="UNIT-DDPM training generators on test images (what the denoisers were conditioned on in training)")
+
+
 def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_ts: list[int] | None = None,
                     direction: str = "a2b", limit: int | None = None, steps: int | None = None, batch_size: int = 64,
                     device: str = "cpu", seed: int = 0, inception: bool = True, classifier_path: str | None = None,
                     header: dict | None = None, log: Log = print) -> list[Path]:
     """Sweep t_r over ``release_ts`` and write OUT/unit_release_sweep.{json,md}, unit_release_tradeoff.png,
-    unit_release_outputs.png (the first inputs' translations at each t_r) and unit_chains.png. Each value translates the same inputs with the same seed. Returns the written paths."""
+    unit_release_outputs.png (the first inputs' translations at each t_r), unit_generators.png and
+    unit_chains.png. Each value translates the same inputs with the same seed. Returns the written paths."""
     from translab.data.base import stack_dataset
     from translab.evaluation import (EvalOptions, _target_name, build_extractors, features_for, reference_key,
                                      translate_all)
@@ -184,6 +204,7 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
         [x[:n_show]] + shown, out / "unit_release_outputs.png",
         row_labels=[f"input ({src.upper()})"] + [f"t_r = {t_r}" for t_r in release_ts],
         title=f"UNIT-DDPM {direction}: the same {n_show} inputs and seed at each release time t_r ({steps} steps)"))
+    written.append(generators_picture(method, pair, out / "unit_generators.png", device=device))
     chain_t = method.cfg.release_t
     log(f"[chains] both chains of {min(CHAIN_INPUTS, x.shape[0])} inputs at t_r={chain_t}")
     written.append(chains_picture(method, x, direction, steps, chain_t, out / "unit_chains.png", device, seed))

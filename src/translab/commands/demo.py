@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: (row label, shipped model, evaluate as, inference overrides)
+#: (row label, shipped model, evaluate as, inference overrides, sampling steps (None: the model's own));
+#: the same settings as RESULTS.md's commands
 DEMO_ROWS = (
-    ("ddib", "cmnist-2to3/ddib", None, {}),
-    ("sdedit", "cmnist-2to3/ddib", "sdedit", {"model.t0": 0.5}),
-    ("unit-ddpm", "cmnist-2to3/unit-ddpm", None, {}),
-    ("cyclegan", "cmnist-2to3/cyclegan", None, {}),
-    ("not", "cmnist-2to3/not", None, {}),
+    ("ddib", "cmnist-2to3/ddib", None, {}, 50),
+    ("sdedit", "cmnist-2to3/ddib", "sdedit", {"model.t0": 0.5}, 25),
+    ("unit-ddpm", "cmnist-2to3/unit-ddpm", None, {}, None),
+    ("cyclegan", "cmnist-2to3/cyclegan", None, {}, None),
+    ("not", "cmnist-2to3/not", None, {}, None),
 )
 QUICK_LIMIT = 128
 
@@ -52,7 +53,7 @@ def run(args) -> int:
             sources[f"cmnist-2to3/{method}"] = out / "train" / method
     else:
         shipped = shipped_models()
-        for _, model, _, _ in DEMO_ROWS:
+        for _, model, _, _, _ in DEMO_ROWS:
             if model in shipped:
                 sources[model] = working_copy(model, runs_root)
     if not sources:
@@ -66,13 +67,13 @@ def run(args) -> int:
         return run_show(argparse.Namespace(dataset="cmnist", data_root=None, overrides=[], n=8,
                                            out=str(out / "data-cmnist.png")))
     run_dirs: list[Path] = []
-    for label, model, as_method, overrides in DEMO_ROWS:
+    for label, model, as_method, overrides, steps in DEMO_ROWS:
         if model not in sources:
             print(f"-- {label}: {model} is not available, row skipped")
             continue
         run_dir = sources[model]
         print(f"== {label}: evaluating {model} on {limit or 'all'} test 2s")
-        opts = EvalOptions(direction="a2b", limit=limit, as_method=as_method, overrides=overrides,
+        opts = EvalOptions(direction="a2b", steps=steps, limit=limit, as_method=as_method, overrides=overrides,
                            device="cuda" if torch.cuda.is_available() else "cpu", inception=not args.quick,
                            cycle_limit=min(limit or 128, 128), compile=args.compile)
         evaluate_run(run_dir, opts)
