@@ -1,0 +1,58 @@
+"""DDIB's privacy setting: two single-domain runs joined by `translab combine` translate as the chained ODEs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tiny_runs import tiny_ddib
+from translab.cli import main
+from translab.ddib_combine import combine_ddib
+from translab.methods import MethodError
+from translab.training import load_method, train
+
+ONE_DOMAIN = "model.conditional=false"
+
+
+@pytest.fixture(scope="module")
+def single_domain_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("privacy")
+    train(tiny_ddib(3, ONE_DOMAIN, "model.train_domains=[a]", "train.seed=1"), root / "only_a")
+    train(tiny_ddib(4, ONE_DOMAIN, "model.train_domains=[b]", "train.seed=2"), root / "only_b")
+    return root
+
+
+def test_combined_translator_chains_a_encoder_into_b_decoder(single_domain_runs, tmp_path):
+    root = single_domain_runs
+    assert main(["combine", "--a", str(root / "only_a"), "--b", str(root / "only_b"), "--out", str(tmp_path / "ab")]) == 0
+    joined, cfg, info = load_method(tmp_path / "ab")
+    m_a, _, _ = load_method(root / "only_a")
+    m_b, _, _ = load_method(root / "only_b")
+    x = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected_ab = m_b.decode(m_a.encode(x, "a"), "b").clamp(-1, 1)
+        expected_ba = m_a.decode(m_b.encode(x, "b"), "a").clamp(-1, 1)
+    torch.testing.assert_close(joined.translate(x, "a2b").images, expected_ab, rtol=0, atol=0)
+    torch.testing.assert_close(joined.translate(x, "b2a").images, expected_ba, rtol=0, atol=0)
+    assert cfg.model.train_domains == ["a", "b"] and not cfg.model.conditional
+    record = json.loads((tmp_path / "ab" / "train_record.json").read_text())
+    assert (record["combined_from"]["a"]["steps"], record["combined_from"]["b"]["steps"]) == (3, 4)
+    # each side's untrained net is left behind: the joined eps_b is B's, not A's initial one
+    a_own_b = m_a.infer_net("eps_b").state_dict()
+    assert any(not torch.equal(v, a_own_b[k]) for k, v in joined.infer_net("eps_b").state_dict().items())
+
+
+def test_runs_that_cannot_be_chained_are_refused_with_the_reason(single_domain_runs, tmp_path):
+    root = single_domain_runs
+    with pytest.raises(MethodError, match=r"--a .*only_b.*domain a was never trained"):
+        combine_ddib(root / "only_b", root / "only_b", tmp_path / "x")
+    train(tiny_ddib(1, ONE_DOMAIN, "model.train_domains=[b]", "model.diffusion.num_timesteps=500"), tmp_path / "b500")
+    with pytest.raises(MethodError, match=r"model.diffusion differs"):
+        combine_ddib(root / "only_a", tmp_path / "b500", tmp_path / "x")
+    train(tiny_ddib(1), tmp_path / "conditional")
+    with pytest.raises(MethodError, match="domain-conditional"):
+        combine_ddib(tmp_path / "conditional", root / "only_b", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    assert main(["combine", "--a", str(tmp_path / "conditional"), "--b", str(root / "only_b"),
+                 "--out", str(tmp_path / "x")]) == 2
