@@ -160,6 +160,9 @@ out = [torch.zeros_like(vec) for _ in range(state.num_processes)]
 dist.all_gather(out, vec)
 if rank == 0:
     print("WORLD", state.num_processes, "MAXDIFF", float((out[0] - out[1]).abs().max()), "NORM", float(vec.norm()))
+# shut the process group down before exit: a rank that exits while gloo threads still run can abort
+dist.barrier()
+dist.destroy_process_group()
 """)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
