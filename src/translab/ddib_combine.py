@@ -1,8 +1,9 @@
 """DDIB's privacy setting, end to end: two runs, each trained on one domain only, joined into one translator.
 
-DDIB (Su et al., ICLR 2023, Sec. 3.2 "Data privacy") needs no data of both domains in one place: the owner of
-domain A trains an unconditional denoiser on A (``--set model.conditional=false --set model.train_domains=[a]``),
-the owner of B does the same on B, and translation A -> B only chains A's DDIM encoder into B's DDIM decoder.
+DDIB (Su et al., ICLR 2023) trains the source and the target model separately, so no data of both domains need
+be in one place (the paper's privacy argument): the owner of domain A trains an unconditional denoiser on A
+(``--set model.conditional=false --set model.train_domains=[a]``), the owner of B does the same on B, and
+translation A -> B only chains A's DDIM encoder into B's DDIM decoder.
 ``combine_ddib`` takes the two runs (run directories, checkpoints or exported folders), checks that they can be
 chained (same noise schedule and timesteps, same image size, unconditional, each trained on its own domain) and
 writes one inference folder (translab.export's layout) whose ``eps_a`` comes from the A run and ``eps_b`` from

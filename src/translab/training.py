@@ -34,8 +34,6 @@ RESUME_SAFE_PREFIXES = ("train.steps", "train.log_every", "train.sample_every", 
                         "model.sample_chain")
 
 
-
-
 class TrainingError(RuntimeError):
     """Training stopped for a reason the user must see (diverged, incompatible resume)."""
 
