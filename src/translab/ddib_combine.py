@@ -38,7 +38,8 @@ def _side(run, domain: str):
 def combine_ddib(run_a: str | Path, run_b: str | Path, out_dir: str | Path) -> Path:
     """Write OUT/model.safetensors, config.yaml and train_record.json; returns OUT.
 
-    ``run_a`` supplies eps_a (trained on domain A), ``run_b`` supplies eps_b (trained on domain B). Raises
+    ``run_a`` supplies eps_a (trained on domain A) and the config (data section included, with
+    ``model.train_domains`` set to both); ``run_b`` supplies eps_b (trained on domain B). Raises
     MethodError naming the run and the field when the two cannot be chained.
     """
     from safetensors.torch import save_file
@@ -56,7 +57,6 @@ def combine_ddib(run_a: str | Path, run_b: str | Path, out_dir: str | Path) -> P
             tensors[f"{name}.{k}"] = v.detach().contiguous()
     config = dict(da)
     config["model"] = dict(da["model"], train_domains=["a", "b"])
-    config["data"] = dict(da["data"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / "model.safetensors"),

@@ -115,7 +115,7 @@ def chains_picture(method, x: torch.Tensor, direction: str, steps: int | None, r
                                      f"for display; first column: the input above its translation)")
 
 
-def generators_picture(method, pair, path: Path, n: int = 12, device: str = "cpu") -> Path:
+def generators_picture(method, pair, path: Path, n: int = OUTPUTS_SHOWN, device: str = "cpu") -> Path:
     """The training-only translation generators on test images: x^A, g_a2b(x^A), x^B, g_b2a(x^B).
 
     They make the partner images that the denoisers are conditioned on in training (eqs. 11-12), so this
