@@ -19,3 +19,31 @@ def test_demo_quick_fills_every_shipped_row(tmp_path, capsys):
     assert "report:" in out
     # the installed package was not written to: evaluations live in the demo's own copies
     assert all(not (folder / "eval").exists() for folder in shipped.values())
+
+
+def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp_path, monkeypatch):
+    """`demo --train` order and wiring, with training itself replaced by a recorder (no weights are made)."""
+    import translab.training
+    from translab.config import resolve_config
+
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def record(cfg, run_dir, **_):
+        calls.append((cfg.method, str(run_dir), getattr(cfg.model, "generator_init", None)))
+        if len(calls) == 4:
+            raise Stop
+
+    monkeypatch.setattr(translab.training, "train", record)
+    try:
+        main(["demo", "--train", "--out", str(tmp_path / "demo")])
+    except Stop:
+        pass
+    assert [c[0] for c in calls] == ["ddib", "cyclegan", "unit-ddpm", "not"]
+    unit_init = calls[2][2]
+    if resolve_config("unit-ddpm", "cmnist-2to3").model.generator_init is not None:
+        assert unit_init == calls[1][1] == str(tmp_path / "demo" / "train" / "cyclegan")
+    else:
+        assert unit_init is None

@@ -179,6 +179,64 @@ def test_bad_settings_raise_clear_errors():
         method.translate(batch(1)[0], "a2b", release_t=-2)
 
 
+# ---- generators from a trained CycleGAN ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_cyclegan(tmp_path_factory):
+    """A CycleGAN trained 2 steps on the tiny synthetic data, with generators of TINY's size."""
+    from translab.training import train
+
+    run = tmp_path_factory.mktemp("cyclegan_for_unit")
+    cfg = resolve_config("cyclegan", None, overrides=[
+        "data.dataset=synthetic", "data.image_size=8", "data.limit=32", "train.batch_size=4", "train.steps=2",
+        "train.threads=1", "train.progress=false", "train.sample_every=0", "train.checkpoint_every=100",
+        "model.generator.ngf=4", "model.generator.n_down=1", "model.generator.n_blocks=1",
+        "model.discriminator.ndf=4", "model.discriminator.n_layers=1", "model.pool_size=3"])
+    train(cfg, run)
+    return run
+
+
+@pytest.mark.parametrize("train_generators", [False, True])
+def test_generator_init_copies_cyclegan_and_frozen_generators_stay(tmp_path, tiny_cyclegan, train_generators):
+    from translab.training import load_method, train
+
+    cyclegan, _, _ = load_method(tiny_cyclegan)
+    cfg = tiny_cfg("train.steps=3", f"model.generator_init={tiny_cyclegan}",
+                   f"model.train_generators={str(train_generators).lower()}")
+    train(cfg, tmp_path / "run")
+    unit, _, _ = load_method(tmp_path / "run")
+    pairs = (("g_a2b", "G_A"), ("g_b2a", "G_B"))
+    for mine, theirs in pairs:
+        a, b = unit.nets[mine].state_dict(), cyclegan.nets[theirs].state_dict()
+        assert set(a) == set(b)
+        assert all(torch.equal(a[k], b[k]) for k in a) is not train_generators, (mine, train_generators)
+    # before any step the copy is exact, and it replaces the N(0, 0.02) initialisation
+    fresh = build_method(cfg)
+    assert not same(fresh.nets["g_a2b"].state_dict(), cyclegan.nets["G_A"].state_dict())
+    fresh.init_for_training(cfg)
+    for mine, theirs in pairs:
+        assert same(fresh.nets[mine].state_dict(), cyclegan.nets[theirs].state_dict())
+
+
+def test_generator_init_refuses_a_mismatch(tmp_path, tiny_cyclegan, trained):
+    _, unit_run, _ = trained
+    cases = [
+        ((f"model.generator_init={tiny_cyclegan}", "model.generator.n_blocks=2"), r"model.generator to match"),
+        ((f"model.generator_init={tiny_cyclegan}", "data.reverse=true"), r"data.reverse=False.*data.reverse=True"),
+        ((f"model.generator_init={unit_run}",), r"expected a CycleGAN model, got a 'unit-ddpm'"),
+    ]
+    for overrides, message in cases:
+        cfg = tiny_cfg(*overrides)
+        with pytest.raises(MethodError, match=message):
+            build_method(cfg).init_for_training(cfg)
+    from translab.rundir import RunDirError
+
+    cfg = tiny_cfg(f"model.generator_init={tmp_path / 'missing'}")
+    with pytest.raises(RunDirError, match="missing"):
+        build_method(cfg).init_for_training(cfg)
+
+
 # ---- inference ------------------------------------------------------------------------------------
 
 
@@ -316,7 +374,7 @@ def test_cli_train_preset_smoke(tmp_path):
     from translab.cli import main
 
     args = ["train", "unit-ddpm", "--preset", "cmnist-2to3", "--run-dir", str(tmp_path / "run")]
-    for item in TINY + ["train.steps=2", "model.release_t=50"]:
+    for item in TINY + ["train.steps=2", "model.release_t=50", "model.generator_init=null"]:
         args += ["--set", item]
     assert main(args) == 0
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
@@ -324,10 +382,17 @@ def test_cli_train_preset_smoke(tmp_path):
 
 
 def test_presets_build():
-    for preset in ("cmnist-2to3", "cmnist-2to3-paper", "celeba-m2f-64"):
+    for preset in ("cmnist-2to3", "cmnist-2to3-joint", "cmnist-2to3-paper", "celeba-m2f-64"):
         cfg = resolve_config("unit-ddpm", preset)
         assert cfg.method == "unit-ddpm" and cfg.model.cycle_loss in ("l1", "l2")
         assert 0 <= cfg.model.release_t < cfg.model.diffusion.num_timesteps
     cfg = resolve_config("unit-ddpm", "cmnist-2to3")
     method = build_method(cfg)
     assert set(method.nets) == set(DENOISERS) | set(GENERATORS) and method.ema_nets == DENOISERS
+    # the cpu preset starts its generators from the shipped CycleGAN and keeps them fixed
+    assert cfg.model.generator_init == "cmnist-2to3/cyclegan" and not cfg.model.train_generators
+    assert set(method.optimizer_specs(cfg.train)) == {"denoisers"}
+    from translab.shipped import shipped_models
+
+    if "cmnist-2to3/cyclegan" in shipped_models():
+        method.init_for_training(cfg)  # the shapes and data match: no error

@@ -269,6 +269,8 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
     pair = pair or build_domain_pair(cfg.data)
     torch.manual_seed(cfg.train.seed)
     method: Method = build_method(cfg)
+    if state is None:
+        method.init_for_training(cfg)
     method.to(accelerator.device)
     if cfg.train.channels_last:
         method.nets.to(memory_format=torch.channels_last)

@@ -46,8 +46,12 @@ def run(args) -> int:
         from translab.config import resolve_config
         from translab.training import train
 
-        for method in ("ddib", "unit-ddpm", "cyclegan", "not"):
+        # CycleGAN before UNIT-DDPM: a UNIT-DDPM preset whose generators start from a CycleGAN
+        # (model.generator_init) takes the one just trained here, not the shipped one
+        for method in ("ddib", "cyclegan", "unit-ddpm", "not"):
             cfg = resolve_config(method, "cmnist-2to3")
+            if method == "unit-ddpm" and cfg.model.generator_init is not None:
+                cfg.model.generator_init = str(out / "train" / "cyclegan")
             print(f"== training {method} with preset cmnist-2to3 into {out / 'train' / method}")
             train(cfg, out / "train" / method)
             sources[f"cmnist-2to3/{method}"] = out / "train" / method

@@ -67,6 +67,10 @@ class Method:
     def train_step(self, ctx, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def init_for_training(self, cfg) -> None:
+        """Called once before a fresh (not resumed) training, after the nets are built; ``cfg`` is the whole
+        Config. Default: nothing (the nets keep their initialisation)."""
+
     def extra_state(self) -> dict:
         """Method state beyond nets and optimisers (e.g. CycleGAN's image pools), checkpointed."""
         return {}

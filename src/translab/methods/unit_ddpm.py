@@ -15,6 +15,12 @@ Training (paper Algorithm 1, eqs. 11-14), per iteration with one draw of (t^A, t
 2. generator step on eq. (12) (four noise-prediction terms through the frozen denoisers) plus
    lambda_cyc x eq. (13) (cycle consistency), i.e. on eq. (14).
 
+Two-stage variant (not the paper's): ``generator_init`` starts the generators from a trained CycleGAN and
+``train_generators: false`` keeps them fixed, so only step 1 runs. On Colored MNIST the joint training of
+Algorithm 1 collapsed the generators to near-black images (eq. 12's terms reward fakes that are easy to
+denoise; the L1 cycle term is met by a faint code), which left the denoisers nothing to learn from their
+condition; realistic, fixed partners avoid that (RESULTS.md).
+
 Inference (paper Algorithm 2, eqs. 15-17), for a2b (b2a is the mirror): the target chain x^B starts from
 N(0, I) and is denoised by eps_B conditioned on the source chain x^A. For t > t_r the source chain is the
 input forward-noised to level t with fresh noise (eq. 4 of Ho et al.); from the release time t_r down to 0
@@ -59,6 +65,13 @@ class UnitDDPMConfig:
                                "chains of inference carry independent noise) | shared (the real partner's eps at "
                                "the partner's t; lets the denoiser read its target noise off the condition, and "
                                "failed on cMNIST: see RESULTS.md)", "independent")
+    generator_init: str | None = describe("a trained CycleGAN (run directory, checkpoint or shipped name such as "
+                                          "cmnist-2to3/cyclegan) whose G_A, G_B start g_a2b, g_b2a on a fresh "
+                                          "training; its generator size and data must match (None: N(0, 0.02) "
+                                          "initialisation, as in the paper)", None)
+    train_generators: bool = describe("take Algorithm 1's generator step on eq. (14) (true, the paper); false: "
+                                      "the generators stay as initialised and only eq. (11) trains the denoisers "
+                                      "(with generator_init, a two-stage variant that is not the paper's)", True)
     generator_lr: float | None = describe("generator learning rate (None: train.lr)", None)
     generator_betas: list[float] = describe("Adam betas of the generators (CycleGAN's (0.5, 0.999))",
                                             factory=lambda: [0.5, 0.999])
@@ -136,13 +149,44 @@ class UnitDDPM(Method):
             self.nets[name] = gen
 
     # ---- training -------------------------------------------------------------------------------
+    def init_for_training(self, cfg) -> None:
+        """With ``generator_init``: copy a trained CycleGAN's G_A (A -> B) into g_a2b and G_B (B -> A) into g_b2a.
+
+        The CycleGAN must have been trained on the same domains (dataset, image size, direction, and for
+        cMNIST the digits and hues) with the same generator size; anything else is refused with the values.
+        """
+        if self.cfg.generator_init is None:
+            return
+        from translab.config import to_dict
+        from translab.shipped import resolve_run
+        from translab.training import load_method
+
+        where = f"model.generator_init={self.cfg.generator_init}"
+        source, source_cfg, info = load_method(resolve_run(self.cfg.generator_init))
+        if source_cfg.method != "cyclegan":
+            raise MethodError(f"{where}: expected a CycleGAN model, got a '{source_cfg.method}' one "
+                              f"({info['checkpoint']})")
+        mine, theirs = to_dict(self.cfg.generator), to_dict(source_cfg.model.generator)
+        if mine != theirs:
+            raise MethodError(f"{where}: its generators are {theirs}, but model.generator is {mine}; "
+                              f"set model.generator to match")
+        keys = ["dataset", "image_size", "reverse"]
+        if cfg.data.dataset == "cmnist":
+            keys += ["digit_a", "digit_b", "color_seed"]
+        for key in keys:
+            if getattr(cfg.data, key) != getattr(source_cfg.data, key):
+                raise MethodError(f"{where}: it was trained with data.{key}={getattr(source_cfg.data, key)!r}, "
+                                  f"this run has data.{key}={getattr(cfg.data, key)!r}")
+        self.nets["g_a2b"].load_state_dict(source.nets["G_A"].state_dict())
+        self.nets["g_b2a"].load_state_dict(source.nets["G_B"].state_dict())
+
     def optimizer_specs(self, train_cfg):
-        lr_g = self.cfg.generator_lr if self.cfg.generator_lr is not None else train_cfg.lr
-        return {
-            "denoisers": OptimizerSpec(DENOISERS, train_cfg.lr, weight_decay=train_cfg.weight_decay),
-            "generators": OptimizerSpec(GENERATORS, lr_g, betas=tuple(self.cfg.generator_betas),
-                                        weight_decay=train_cfg.weight_decay),
-        }
+        specs = {"denoisers": OptimizerSpec(DENOISERS, train_cfg.lr, weight_decay=train_cfg.weight_decay)}
+        if self.cfg.train_generators:
+            lr_g = self.cfg.generator_lr if self.cfg.generator_lr is not None else train_cfg.lr
+            specs["generators"] = OptimizerSpec(GENERATORS, lr_g, betas=tuple(self.cfg.generator_betas),
+                                                weight_decay=train_cfg.weight_decay)
+        return specs
 
     def draw(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor) -> Draws:
         """Algorithm 1, lines 3-4: t^A, t^B ~ U{0..T-1} and eps^A, eps^B ~ N(0, I), independently."""
@@ -204,10 +248,12 @@ class UnitDDPM(Method):
         return {"loss_gen_cond": cond, "loss_gen_fake": fake, "loss_cycle": cyc, "loss_generators": loss}
 
     def train_step(self, ctx, batch_a, batch_b):
-        """One iteration of Algorithm 1: one draw, a denoiser step, then a generator step."""
+        """One iteration of Algorithm 1: one draw, a denoiser step, then a generator step (unless
+        ``train_generators`` is false)."""
         d = self.draw(ctx, batch_a, batch_b)
         out = self.denoiser_step(ctx, batch_a, batch_b, d)
-        out.update(self.generator_step(ctx, batch_a, batch_b, d))
+        if self.cfg.train_generators:
+            out.update(self.generator_step(ctx, batch_a, batch_b, d))
         return {k: float(v.detach()) for k, v in out.items()}
 
     # ---- inference ------------------------------------------------------------------------------
