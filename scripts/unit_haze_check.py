@@ -13,6 +13,7 @@ import sys
 import torch
 
 from translab.data import build_domain_pair
+from translab.data.base import stack_dataset
 from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
 from translab.shipped import resolve_run
 from translab.training import load_method
@@ -38,11 +39,11 @@ def main() -> None:
     method, cfg, info = load_method(resolve_run(run))
     pair = build_domain_pair(cfg.data)
     clf = load_classifier(shipped_classifier_path("cmnist"))
-    x = torch.stack([pair.get("a", "test")[i] for i in range(n)])
+    x = stack_dataset(pair.get("a", "test"), n)
     with torch.no_grad():
         y = method.translate(x, "a2b", generator=torch.Generator().manual_seed(0)).images
     report(f"{run} (step {info['step']}) on the first {n} test 2s", y, clf)
-    report(f"the first {n} real test 3s", torch.stack([pair.get("b", "test")[i] for i in range(n)]), clf)
+    report(f"the first {n} real test 3s", stack_dataset(pair.get("b", "test"), n), clf)
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ def test_generator_init_copies_cyclegan_and_frozen_generators_stay(tmp_path, tin
     for mine, theirs in pairs:
         a, b = unit.nets[mine].state_dict(), cyclegan.nets[theirs].state_dict()
         assert set(a) == set(b)
-        assert all(torch.equal(a[k], b[k]) for k in a) is not train_generators, (mine, train_generators)
+        assert same(a, b) is not train_generators, (mine, train_generators)
     # before any step the copy is exact, and it replaces the N(0, 0.02) initialisation
     fresh = build_method(cfg)
     assert not same(fresh.nets["g_a2b"].state_dict(), cyclegan.nets["G_A"].state_dict())
