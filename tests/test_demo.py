@@ -32,7 +32,8 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
         pass
 
     def record(cfg, run_dir, **_):
-        calls.append((cfg.method, str(run_dir), getattr(cfg.model, "generator_init", None)))
+        calls.append((cfg.method, str(run_dir), getattr(cfg.model, "generator_init", None),
+                      getattr(cfg.model, "denoiser_init", None)))
         if len(calls) == 4:
             raise Stop
 
@@ -42,8 +43,11 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
     except Stop:
         pass
     assert [c[0] for c in calls] == ["ddib", "cyclegan", "unit-ddpm", "not"]
-    unit_init = calls[2][2]
-    if resolve_config("unit-ddpm", "cmnist-2to3").model.generator_init is not None:
-        assert unit_init == calls[1][1] == str(tmp_path / "demo" / "train" / "cyclegan")
-    else:
-        assert unit_init is None
+    preset = resolve_config("unit-ddpm", "cmnist-2to3").model
+    for field, index, source in (("generator_init", 2, "cyclegan"), ("denoiser_init", 3, "ddib")):
+        unit_init = calls[2][index]
+        if getattr(preset, field) is not None:
+            assert unit_init == str(tmp_path / "demo" / "train" / source), field
+        else:
+            assert unit_init is None, field
+    assert calls[0][1] == str(tmp_path / "demo" / "train" / "ddib")

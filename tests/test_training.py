@@ -140,6 +140,29 @@ def test_changed_model_shape_refused_on_resume(tmp_path):
     assert "train.log_every" in line and "train.steps" in line
 
 
+def test_resume_takes_a_changed_learning_rate(tmp_path):
+    """A resume with a new train.lr trains at it (the loaded optimizer state carries the checkpoint's)."""
+    run = tmp_path / "run"
+    train(tiny_ddib(2, "train.checkpoint_every=2", "train.log_every=1", "train.lr=0.003"), run)
+    train(tiny_ddib(4, "train.checkpoint_every=2", "train.log_every=1", "train.lr=0.0007"), run)
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"]["denoiser"] for r in logged if "lr" in r}
+    assert lrs[2] == pytest.approx(0.003) and lrs[3] == lrs[4] == pytest.approx(0.0007)
+
+
+def test_lr_drop_step_holds_across_a_resume(tmp_path):
+    """train.lr_drop_step=3: the steps that start with 3 or more done run at lr_drop_factor x lr, resumed or not."""
+    run = tmp_path / "run"
+    drop = ["train.checkpoint_every=2", "train.log_every=1", "train.lr=0.004", "train.lr_drop_step=3",
+            "train.lr_drop_factor=0.25"]
+    train(tiny_ddib(2, *drop), run)
+    train(tiny_ddib(5, *drop), run)
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # the lr logged at step k is the one the next step (k done before it) trains at
+    lrs = {r["step"]: r["lr"]["denoiser"] for r in logged if "lr" in r}
+    assert [lrs[k] for k in range(1, 6)] == pytest.approx([0.004, 0.004, 0.001, 0.001, 0.001])
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
 def test_two_cpu_processes_keep_identical_replicas(tmp_path):
     """torchrun with 2 gloo processes: after training, both ranks' weights are bit-identical."""

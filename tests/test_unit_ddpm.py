@@ -222,9 +222,9 @@ def test_generator_init_copies_cyclegan_and_frozen_generators_stay(tmp_path, tin
 def test_generator_init_refuses_a_mismatch(tmp_path, tiny_cyclegan, trained):
     _, unit_run, _ = trained
     cases = [
-        ((f"model.generator_init={tiny_cyclegan}", "model.generator.n_blocks=2"), r"model.generator to match"),
+        ((f"model.generator_init={tiny_cyclegan}", "model.generator.n_blocks=2"), r"set model.generator to match"),
         ((f"model.generator_init={tiny_cyclegan}", "data.reverse=true"), r"data.reverse=False.*data.reverse=True"),
-        ((f"model.generator_init={unit_run}",), r"expected a CycleGAN model, got a 'unit-ddpm'"),
+        ((f"model.generator_init={unit_run}",), r"expected a cyclegan model, got a 'unit-ddpm'"),
     ]
     for overrides, message in cases:
         cfg = tiny_cfg(*overrides)
@@ -235,6 +235,87 @@ def test_generator_init_refuses_a_mismatch(tmp_path, tiny_cyclegan, trained):
     cfg = tiny_cfg(f"model.generator_init={tmp_path / 'missing'}")
     with pytest.raises(RunDirError, match="missing"):
         build_method(cfg).init_for_training(cfg)
+
+
+# ---- denoisers from a trained DDIB ----------------------------------------------------------------
+
+
+def train_tiny_ddib(run, *extra: str):
+    """A DDIB trained 2 steps on the tiny synthetic data, with a UNet of TINY's size, in ``run``."""
+    from translab.training import train
+
+    cfg = resolve_config("ddib", None, overrides=[*extra,
+        "data.dataset=synthetic", "data.image_size=8", "data.limit=32", "train.batch_size=4", "train.steps=2",
+        "train.threads=1", "train.progress=false", "train.sample_every=0", "train.checkpoint_every=100",
+        "train.lr=0.01", "model.diffusion.num_timesteps=100",
+        "model.unet.base_channels=8", "model.unet.channel_mult=[1, 2]", "model.unet.norm_groups=4"])
+    train(cfg, run)
+    return run
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["conditional", "two-nets"])
+def tiny_ddib(tmp_path_factory, request):
+    """A DDIB with one domain-conditional denoiser, or with two independent ones."""
+    return train_tiny_ddib(tmp_path_factory.mktemp("ddib_for_unit"), f"model.conditional={str(request.param).lower()}")
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_start_as_unconditional_computes_the_source_and_ignores_the_condition(conditional):
+    from translab.nets.unet import DenoiserUNet, UNetConfig, start_as_unconditional
+
+    torch.manual_seed(0)
+    size = UNetConfig(base_channels=8, channel_mult=[1, 2], norm_groups=4)
+    src = DenoiserUNet(size, 8, num_domains=2 if conditional else 0)
+    for p in src.parameters():  # diffusers zero-initialises some layers: make every weight matter
+        p.data.normal_(0, 0.1)
+    dst = DenoiserUNet(size, 8, in_channels=6)
+    x, t = torch.randn(4, 3, 8, 8), torch.tensor([0, 5, 50, 99])
+    for domain in ((0, 1) if conditional else (None,)):
+        start_as_unconditional(dst, src, domain)
+        with torch.no_grad():
+            want = src(x, t, None if domain is None else torch.full((4,), domain))
+            for cond in (torch.zeros_like(x), torch.randn_like(x) * 3):
+                torch.testing.assert_close(dst(torch.cat([x, cond], 1), t), want, rtol=1e-5, atol=1e-5)
+    if conditional:  # the two domains' embeddings differ, so folding the wrong one would show
+        assert not torch.allclose(src(x, t, torch.zeros(4, dtype=torch.long)), src(x, t, torch.ones(4, dtype=torch.long)))
+    with pytest.raises(ValueError, match="domain"):
+        start_as_unconditional(dst, src, None if conditional else 0)
+    with pytest.raises(ValueError, match="differ in size"):
+        start_as_unconditional(DenoiserUNet(UNetConfig(base_channels=8, channel_mult=[1, 2, 2], norm_groups=4), 8,
+                                            in_channels=6), src, 0 if conditional else None)
+
+
+def test_denoiser_init_starts_each_denoiser_as_ddibs_and_refuses_a_mismatch(tmp_path, tiny_ddib, tiny_cyclegan):
+    from translab.training import load_method, train
+
+    ddib, _, _ = load_method(tiny_ddib)
+    cfg = tiny_cfg(f"model.denoiser_init={tiny_ddib}")
+    method = build_method(cfg)
+    method.init_for_training(cfg)
+    x, t = torch.randn(4, 3, 8, 8), torch.tensor([1, 20, 60, 99])
+    with torch.no_grad():
+        for d in ("a", "b"):
+            got = method.nets[f"eps_{d}"](torch.cat([x, torch.randn_like(x)], 1), t)
+            torch.testing.assert_close(got, ddib.eps_fn(d)(x, t), rtol=1e-5, atol=1e-5)
+    # training moves the condition weights off zero, so the condition starts to matter
+    train(tiny_cfg("train.steps=3", f"model.denoiser_init={tiny_ddib}"), tmp_path / "run")
+    unit, _, _ = load_method(tmp_path / "run")
+    assert unit.nets["eps_b"].unet.conv_in.weight[:, 3:].abs().max() > 0
+    cases = [
+        (("model.unet.base_channels=16",), r"set model.unet to match"),
+        (("data.reverse=true",), r"data.reverse=False.*data.reverse=True"),
+    ]
+    for overrides, message in cases:
+        bad = tiny_cfg(f"model.denoiser_init={tiny_ddib}", *overrides)
+        with pytest.raises(MethodError, match=message):
+            build_method(bad).init_for_training(bad)
+    bad = tiny_cfg(f"model.denoiser_init={tiny_cyclegan}")
+    with pytest.raises(MethodError, match=r"expected a ddib model, got a 'cyclegan'"):
+        build_method(bad).init_for_training(bad)
+    one_domain = train_tiny_ddib(tmp_path / "ddib_b_only", "model.conditional=false", "model.train_domains=[b]")
+    bad = tiny_cfg(f"model.denoiser_init={one_domain}")
+    with pytest.raises(MethodError, match=r"trained only domain\(s\) \['b'\]"):
+        build_method(bad).init_for_training(bad)
 
 
 # ---- inference ------------------------------------------------------------------------------------
@@ -374,7 +455,8 @@ def test_cli_train_preset_smoke(tmp_path):
     from translab.cli import main
 
     args = ["train", "unit-ddpm", "--preset", "cmnist-2to3", "--run-dir", str(tmp_path / "run")]
-    for item in TINY + ["train.steps=2", "model.release_t=50", "model.generator_init=null"]:
+    for item in TINY + ["train.steps=2", "model.release_t=50", "model.generator_init=null",
+                                         "model.denoiser_init=null"]:
         args += ["--set", item]
     assert main(args) == 0
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None

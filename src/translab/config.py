@@ -53,6 +53,9 @@ class TrainConfig:
     batch_size: int = describe("images per domain per step (per process)", 64)
     lr: float = describe("learning rate of every optimiser unless the method overrides it", 2e-4)
     weight_decay: float = describe("AdamW weight decay", 0.0)
+    lr_drop_step: int = describe("from this step on, optimisers without a schedule of their own train at "
+                                 "lr_drop_factor x their rate (0: never)", 0)
+    lr_drop_factor: float = describe("learning-rate factor from lr_drop_step on", 0.2)
     grad_clip: float = describe("clip the global gradient norm to this value (0: off)", 1.0)
     ema_decay: float = describe("EMA decay of inference weights (0: no EMA)", 0.999)
     ema_start: int = describe("step from which EMA averaging starts (copy before)", 0)
@@ -198,7 +201,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "train.weight_decay": (0.0, None), "train.grad_clip": (0.0, None), "train.ema_decay": (0.0, 1.0),
     "train.ema_start": (0, None), "train.seed": (0, 2 ** 32 - 1), "train.log_every": (1, None),
     "train.sample_every": (0, None), "train.checkpoint_every": (1, None), "train.keep_checkpoints": (0, None),
-    "train.threads": (0, None),
+    "train.threads": (0, None), "train.lr_drop_step": (0, None), "train.lr_drop_factor": (0.0, None),
 }
 
 

@@ -15,6 +15,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -207,6 +208,14 @@ def _check_resume_config(saved: dict, new: dict, ckpt: Path) -> list[str]:
     return changed
 
 
+def _step_drop(train_cfg) -> Callable[[int], float] | None:
+    """train.lr_drop_step / lr_drop_factor as a LambdaLR factor of the step count (None: no drop configured)."""
+    drop, factor = train_cfg.lr_drop_step, train_cfg.lr_drop_factor
+    if drop <= 0:
+        return None
+    return lambda step: 1.0 if step < drop else factor
+
+
 def _make_accelerator(cfg: Config):
     from accelerate import Accelerator
 
@@ -301,11 +310,16 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
         _set_rng_state(state["rng"], generator)
         start_step = int(state["step"])
     for oname, spec in specs.items():
-        if spec.lr_lambda is not None:
+        # the config's learning rate, also on a resume that changed it (a loaded optimizer state keeps the
+        # checkpoint's); a schedule below scales it from here
+        for group in optimizers[oname].param_groups:
+            group["lr"] = spec.lr
+        lr_lambda = spec.lr_lambda or _step_drop(cfg.train)
+        if lr_lambda is not None:
             for group in optimizers[oname].param_groups:
                 group["initial_lr"] = spec.lr
             # last_epoch = start_step - 1: the scheduler's first internal step lands on start_step
-            schedulers[oname] = torch.optim.lr_scheduler.LambdaLR(optimizers[oname], spec.lr_lambda,
+            schedulers[oname] = torch.optim.lr_scheduler.LambdaLR(optimizers[oname], lr_lambda,
                                                                   last_epoch=start_step - 1)
 
     models = {}

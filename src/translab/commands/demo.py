@@ -46,12 +46,14 @@ def run(args) -> int:
         from translab.config import resolve_config
         from translab.training import train
 
-        # CycleGAN before UNIT-DDPM: a UNIT-DDPM preset whose generators start from a CycleGAN
-        # (model.generator_init) takes the one just trained here, not the shipped one
+        # DDIB and CycleGAN before UNIT-DDPM: a UNIT-DDPM preset whose networks start from them
+        # (model.denoiser_init, model.generator_init) takes the ones just trained here, not the shipped ones
         for method in ("ddib", "cyclegan", "unit-ddpm", "not"):
             cfg = resolve_config(method, "cmnist-2to3")
-            if method == "unit-ddpm" and cfg.model.generator_init is not None:
-                cfg.model.generator_init = str(out / "train" / "cyclegan")
+            if method == "unit-ddpm":
+                for field, source in (("denoiser_init", "ddib"), ("generator_init", "cyclegan")):
+                    if getattr(cfg.model, field) is not None:
+                        setattr(cfg.model, field, str(out / "train" / source))
             print(f"== training {method} with preset cmnist-2to3 into {out / 'train' / method}")
             train(cfg, out / "train" / method)
             sources[f"cmnist-2to3/{method}"] = out / "train" / method

@@ -15,11 +15,14 @@ Training (paper Algorithm 1, eqs. 11-14), per iteration with one draw of (t^A, t
 2. generator step on eq. (12) (four noise-prediction terms through the frozen denoisers) plus
    lambda_cyc x eq. (13) (cycle consistency), i.e. on eq. (14).
 
-Two-stage variant (not the paper's): ``generator_init`` starts the generators from a trained CycleGAN and
-``train_generators: false`` keeps them fixed, so only step 1 runs. On Colored MNIST the joint training of
-Algorithm 1 collapsed the generators to near-black images (eq. 12's terms reward fakes that are easy to
-denoise; the L1 cycle term is met by a faint code), which left the denoisers nothing to learn from their
-condition; realistic, fixed partners avoid that (RESULTS.md).
+Two-stage variant (not the paper's), the cpu preset: ``generator_init`` starts the generators from a trained
+CycleGAN and ``train_generators: false`` keeps them fixed, so only step 1 runs. On Colored MNIST the joint
+training of Algorithm 1 collapsed the generators to near-black images (eq. 12's terms reward fakes that are
+easy to denoise; the L1 cycle term is met by a faint code), which left the denoisers nothing to learn from
+their condition; realistic, fixed partners avoid that (RESULTS.md). Optionally, ``denoiser_init`` starts each
+denoiser as a trained DDIB's unconditional denoiser of its domain, with the condition channels' input weights
+at zero; on Colored MNIST those weights stayed near zero over 1,174 steps and the model ignored its input
+(RESULTS.md), so the preset does not use it.
 
 Inference (paper Algorithm 2, eqs. 15-17), for a2b (b2a is the mirror): the target chain x^B starts from
 N(0, I) and is denoised by eps_B conditioned on the source chain x^A. For t > t_r the source chain is the
@@ -69,6 +72,13 @@ class UnitDDPMConfig:
                                           "cmnist-2to3/cyclegan) whose G_A, G_B start g_a2b, g_b2a on a fresh "
                                           "training; its generator size and data must match (None: N(0, 0.02) "
                                           "initialisation, as in the paper)", None)
+    denoiser_init: str | None = describe("a trained DDIB (run directory, checkpoint or shipped name such as "
+                                         "cmnist-2to3/ddib) whose domain denoisers start eps_a, eps_b on a fresh "
+                                         "training, with the condition channels' input weights at zero (so each "
+                                         "starts as DDIB's unconditional denoiser of its domain); its unet size "
+                                         "and data must match (None: diffusers' initialisation, as in the paper). "
+                                         "On cMNIST the condition weights stayed near zero: see RESULTS.md",
+                                         None)
     train_generators: bool = describe("take Algorithm 1's generator step on eq. (14) (true, the paper); false: "
                                       "the generators stay as initialised and only eq. (11) trains the denoisers "
                                       "(with generator_init, a two-stage variant that is not the paper's)", True)
@@ -150,26 +160,51 @@ class UnitDDPM(Method):
 
     # ---- training -------------------------------------------------------------------------------
     def init_for_training(self, cfg) -> None:
-        """With ``generator_init``: copy a trained CycleGAN's G_A (A -> B) into g_a2b and G_B (B -> A) into g_b2a.
+        """Start networks from trained models, on a fresh training only (two-stage variants, not the paper's).
 
-        The CycleGAN must have been trained on the same domains (dataset, image size, direction, and for
-        cMNIST the digits and hues) with the same generator size; anything else is refused with the values.
+        ``generator_init``: a CycleGAN's G_A (A -> B) is copied into g_a2b and G_B (B -> A) into g_b2a.
+        ``denoiser_init``: a DDIB's denoiser of domain d starts eps_d, by
+        ``translab.nets.unet.start_as_unconditional`` (condition weights at zero).
+        Each source must have been trained on the same domains (dataset, image size, direction, and for cMNIST
+        the digits and hues) with the same network size; anything else is refused with the values.
         """
-        if self.cfg.generator_init is None:
-            return
+        if self.cfg.generator_init is not None:
+            source, _ = self._load_source(cfg, "generator_init", "cyclegan", "generator")
+            self.nets["g_a2b"].load_state_dict(source.nets["G_A"].state_dict())
+            self.nets["g_b2a"].load_state_dict(source.nets["G_B"].state_dict())
+        if self.cfg.denoiser_init is not None:
+            from translab.methods.ddib import DOMAIN_INDEX
+            from translab.nets.unet import start_as_unconditional
+
+            source, source_cfg = self._load_source(cfg, "denoiser_init", "ddib", "unet")
+            if sorted(source_cfg.model.train_domains) != ["a", "b"]:
+                raise MethodError(f"model.denoiser_init={self.cfg.denoiser_init}: it trained only domain(s) "
+                                  f"{source_cfg.model.train_domains}; both denoisers are needed")
+            for d in ("a", "b"):
+                # the source's inference weights (its EMA, where it keeps one)
+                if source_cfg.model.conditional:
+                    start_as_unconditional(self.nets[f"eps_{d}"], source.infer_net("eps"), DOMAIN_INDEX[d])
+                else:
+                    start_as_unconditional(self.nets[f"eps_{d}"], source.infer_net(f"eps_{d}"))
+
+    def _load_source(self, cfg, field: str, method: str, size_field: str):
+        """Load the model named by ``model.<field>``; check its method, ``model.<size_field>`` and data against ours.
+
+        Returns (Method with its training weights, its RunConfig)."""
         from translab.config import to_dict
         from translab.shipped import resolve_run
         from translab.training import load_method
 
-        where = f"model.generator_init={self.cfg.generator_init}"
-        source, source_cfg, info = load_method(resolve_run(self.cfg.generator_init))
-        if source_cfg.method != "cyclegan":
-            raise MethodError(f"{where}: expected a CycleGAN model, got a '{source_cfg.method}' one "
+        name = getattr(self.cfg, field)
+        where = f"model.{field}={name}"
+        source, source_cfg, info = load_method(resolve_run(name))
+        if source_cfg.method != method:
+            raise MethodError(f"{where}: expected a {method} model, got a '{source_cfg.method}' one "
                               f"({info['checkpoint']})")
-        mine, theirs = to_dict(self.cfg.generator), to_dict(source_cfg.model.generator)
+        mine, theirs = to_dict(getattr(self.cfg, size_field)), to_dict(getattr(source_cfg.model, size_field))
         if mine != theirs:
-            raise MethodError(f"{where}: its generators are {theirs}, but model.generator is {mine}; "
-                              f"set model.generator to match")
+            raise MethodError(f"{where}: its model.{size_field} is {theirs}, but ours is {mine}; "
+                              f"set model.{size_field} to match")
         keys = ["dataset", "image_size", "reverse"]
         if cfg.data.dataset == "cmnist":
             keys += ["digit_a", "digit_b", "color_seed"]
@@ -177,8 +212,7 @@ class UnitDDPM(Method):
             if getattr(cfg.data, key) != getattr(source_cfg.data, key):
                 raise MethodError(f"{where}: it was trained with data.{key}={getattr(source_cfg.data, key)!r}, "
                                   f"this run has data.{key}={getattr(cfg.data, key)!r}")
-        self.nets["g_a2b"].load_state_dict(source.nets["G_A"].state_dict())
-        self.nets["g_b2a"].load_state_dict(source.nets["G_B"].state_dict())
+        return source, source_cfg
 
     def optimizer_specs(self, train_cfg):
         specs = {"denoisers": OptimizerSpec(DENOISERS, train_cfg.lr, weight_decay=train_cfg.weight_decay)}

@@ -52,3 +52,37 @@ class DenoiserUNet(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def start_as_unconditional(dst: DenoiserUNet, src: DenoiserUNet, domain: int | None = None) -> None:
+    """Load ``src``'s weights into ``dst`` so that ``dst`` computes ``src``'s function, ignoring its extra input.
+
+    ``dst`` takes C_in = 3 + k channels (UNIT-DDPM: [x_t, condition], k = 3) and has no domain embedding;
+    ``src`` takes 3 and has the same sizes otherwise. conv_in's weights for the k extra channels start at
+    zero (a zero-initialised condition branch: the condition can only start to matter as training moves
+    them), so dst(cat[x, c], t) == src(x, t[, domain]) for any c (N, k, H, W). A domain-conditional ``src``
+    (diffusers adds its class embedding to the time embedding, emb = linear_2(act(linear_1(t_emb))) + E[d])
+    is folded for ``domain`` into linear_2's bias, which is exact for that domain.
+    """
+    if dst.num_domains:
+        raise ValueError("start_as_unconditional: the destination must not be domain-conditional")
+    if bool(src.num_domains) != (domain is not None):
+        raise ValueError(f"start_as_unconditional: the source has {src.num_domains} domains, but domain={domain!r}")
+    state = dict(src.state_dict())
+    if domain is not None:
+        embedding = state.pop("unet.class_embedding.weight")
+        if not 0 <= domain < embedding.shape[0]:
+            raise ValueError(f"start_as_unconditional: domain {domain} not in [0, {embedding.shape[0] - 1}]")
+        key = "unet.time_embedding.linear_2.bias"
+        state[key] = state[key] + embedding[domain]
+    own = dst.state_dict()
+    conv = state["unet.conv_in.weight"]  # (C0, 3, 3, 3)
+    wide = torch.zeros_like(own["unet.conv_in.weight"])  # (C0, 3 + k, 3, 3)
+    if wide.shape[0] != conv.shape[0] or wide.shape[1] < conv.shape[1] or wide.shape[2:] != conv.shape[2:]:
+        raise ValueError(f"start_as_unconditional: conv_in weights {tuple(conv.shape)} do not fit {tuple(wide.shape)}")
+    wide[:, :conv.shape[1]] = conv
+    state["unet.conv_in.weight"] = wide
+    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if mismatched or set(own) != set(state):
+        raise ValueError(f"start_as_unconditional: the networks differ in size ({(mismatched or sorted(set(own) ^ set(state)))[:3]})")
+    dst.load_state_dict(state)
