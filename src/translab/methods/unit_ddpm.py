@@ -190,7 +190,7 @@ class UnitDDPM(Method):
     def _load_source(self, cfg, field: str, method: str, size_field: str):
         """Load the model named by ``model.<field>``; check its method, ``model.<size_field>`` and data against ours.
 
-        Returns (Method with its training weights, its RunConfig)."""
+        Returns (the source Method, with its training weights and EMA where kept, and its config)."""
         from translab.config import to_dict
         from translab.shipped import resolve_run
         from translab.training import load_method
