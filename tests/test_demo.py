@@ -1,6 +1,8 @@
 """`translab demo` on the shipped weights: every shipped method lands in one report (tiny subset, no Inception)."""
 from __future__ import annotations
 
+import pytest
+
 from translab.cli import main
 from translab.shipped import shipped_models
 
@@ -21,11 +23,23 @@ def test_demo_quick_fills_every_shipped_row(tmp_path, capsys):
     assert all(not (folder / "eval").exists() for folder in shipped.values())
 
 
-def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp_path, monkeypatch):
-    """`demo --train` order and wiring, with training itself replaced by a recorder (no weights are made)."""
-    import translab.training
-    from translab.config import resolve_config
+@pytest.mark.parametrize("denoiser_init", [None, "cmnist-2to3/ddib"], ids=["preset", "with-denoiser-init"])
+def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp_path, monkeypatch, denoiser_init):
+    """`demo --train` order and wiring, with training itself replaced by a recorder (no weights are made).
 
+    Second case: a UNIT-DDPM preset that also starts its denoisers from a DDIB gets the DDIB trained here."""
+    import translab.config
+    import translab.training
+
+    resolve_config = translab.config.resolve_config
+    if denoiser_init is not None:
+        def with_denoiser_init(method, *args, **kwargs):
+            cfg = resolve_config(method, *args, **kwargs)
+            if method == "unit-ddpm":
+                cfg.model.denoiser_init = denoiser_init
+            return cfg
+
+        monkeypatch.setattr(translab.config, "resolve_config", with_denoiser_init)
     calls = []
 
     class Stop(Exception):
@@ -43,7 +57,7 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
     except Stop:
         pass
     assert [c[0] for c in calls] == ["ddib", "cyclegan", "unit-ddpm", "not"]
-    preset = resolve_config("unit-ddpm", "cmnist-2to3").model
+    preset = translab.config.resolve_config("unit-ddpm", "cmnist-2to3").model
     for field, index, source in (("generator_init", 2, "cyclegan"), ("denoiser_init", 3, "ddib")):
         unit_init = calls[2][index]
         if getattr(preset, field) is not None:
