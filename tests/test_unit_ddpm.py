@@ -241,15 +241,12 @@ def test_generator_init_refuses_a_mismatch(tmp_path, tiny_cyclegan, trained):
 
 
 def train_tiny_ddib(run, *extra: str):
-    """A DDIB trained 2 steps on the tiny synthetic data, with a UNet of TINY's size, in ``run``."""
+    """A DDIB (tiny_runs.tiny_ddib) trained 2 steps on T = 100 timesteps, like TINY's UNIT-DDPM, in ``run``."""
+    from tiny_runs import tiny_ddib
     from translab.training import train
 
-    cfg = resolve_config("ddib", None, overrides=[*extra,
-        "data.dataset=synthetic", "data.image_size=8", "data.limit=32", "train.batch_size=4", "train.steps=2",
-        "train.threads=1", "train.progress=false", "train.sample_every=0", "train.checkpoint_every=100",
-        "train.lr=0.01", "model.diffusion.num_timesteps=100",
-        "model.unet.base_channels=8", "model.unet.channel_mult=[1, 2]", "model.unet.norm_groups=4"])
-    train(cfg, run)
+    train(tiny_ddib(2, "train.checkpoint_every=100", "train.lr=0.01", "model.diffusion.num_timesteps=100", *extra),
+          run)
     return run
 
 

@@ -311,13 +311,11 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
         start_step = int(state["step"])
     for oname, spec in specs.items():
         # the config's learning rate, also on a resume that changed it (a loaded optimizer state keeps the
-        # checkpoint's); a schedule below scales it from here
+        # checkpoint's); a schedule below scales it from initial_lr
         for group in optimizers[oname].param_groups:
-            group["lr"] = spec.lr
+            group["lr"] = group["initial_lr"] = spec.lr
         lr_lambda = spec.lr_lambda or _step_drop(cfg.train)
         if lr_lambda is not None:
-            for group in optimizers[oname].param_groups:
-                group["initial_lr"] = spec.lr
             # last_epoch = start_step - 1: the scheduler's first internal step lands on start_step
             schedulers[oname] = torch.optim.lr_scheduler.LambdaLR(optimizers[oname], lr_lambda,
                                                                   last_epoch=start_step - 1)
