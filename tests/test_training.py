@@ -158,9 +158,9 @@ def test_lr_drop_step_holds_across_a_resume(tmp_path):
     train(tiny_ddib(2, *drop), run)
     train(tiny_ddib(5, *drop), run)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    # the lr logged at step k is the one the next step (k done before it) trains at
+    # the lr logged at step k is the one step k trained at: steps 1-3 start with 0-2 done, 4-5 with 3-4
     lrs = {r["step"]: r["lr"]["denoiser"] for r in logged if "lr" in r}
-    assert [lrs[k] for k in range(1, 6)] == pytest.approx([0.004, 0.004, 0.001, 0.001, 0.001])
+    assert [lrs[k] for k in range(1, 6)] == pytest.approx([0.004, 0.004, 0.004, 0.001, 0.001])
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")

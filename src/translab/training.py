@@ -404,6 +404,7 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
                     run.log(msg)
                 raise TrainingError(msg)
             step += 1
+            step_lr = {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}  # the rate this step used
             for sch in schedulers.values():
                 sch.step()
             decay = cfg.train.ema_decay if step > cfg.train.ema_start else 0.0
@@ -418,7 +419,7 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
                 window_t, window_n = time.time(), 0
                 record = {"step": step, **{k: round(v, 6) for k, v in scalars.items()},
                           "images_per_s": round(ips, 2),
-                          "lr": {n: o.param_groups[0]["lr"] for n, o in optimizers.items()},
+                          "lr": step_lr,
                           "wall_s": round(wall_before + time.time() - t_start, 1)}
                 if is_main:
                     run.append_metrics(record)
