@@ -97,14 +97,18 @@ class DDIB(Method):
         return {k: float(v.detach()) for k, v in out.items()}
 
     # ---- inference ------------------------------------------------------------------------------
+    def domain_net(self, domain: str) -> tuple[torch.nn.Module, int | None]:
+        """The inference network that denoises ``domain`` and its class label (None: a per-domain network)."""
+        if self.cfg.conditional:
+            return self.infer_net("eps"), DOMAIN_INDEX[domain]
+        return self.infer_net(f"eps_{domain}"), None
+
     def eps_fn(self, domain: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """Noise predictor of one domain, eps(x (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference weights."""
-        if self.cfg.conditional:
-            net = self.infer_net("eps")
-            label = DOMAIN_INDEX[domain]
-            return lambda x, t: net(x, t, torch.full((x.shape[0],), label, dtype=torch.long, device=x.device))
-        net = self.infer_net(f"eps_{domain}")
-        return lambda x, t: net(x, t)
+        net, label = self.domain_net(domain)
+        if label is None:
+            return lambda x, t: net(x, t)
+        return lambda x, t: net(x, t, torch.full((x.shape[0],), label, dtype=torch.long, device=x.device))
 
     def default_steps(self) -> int:
         return self.cfg.steps

@@ -173,7 +173,6 @@ class UnitDDPM(Method):
             self.nets["g_a2b"].load_state_dict(source.nets["G_A"].state_dict())
             self.nets["g_b2a"].load_state_dict(source.nets["G_B"].state_dict())
         if self.cfg.denoiser_init is not None:
-            from translab.methods.ddib import DOMAIN_INDEX
             from translab.nets.unet import start_as_unconditional
 
             source, source_cfg = self._load_source(cfg, "denoiser_init", "ddib", "unet")
@@ -181,11 +180,8 @@ class UnitDDPM(Method):
                 raise MethodError(f"model.denoiser_init={self.cfg.denoiser_init}: it trained only domain(s) "
                                   f"{source_cfg.model.train_domains}; both denoisers are needed")
             for d in ("a", "b"):
-                # the source's inference weights (its EMA, where it keeps one)
-                if source_cfg.model.conditional:
-                    start_as_unconditional(self.nets[f"eps_{d}"], source.infer_net("eps"), DOMAIN_INDEX[d])
-                else:
-                    start_as_unconditional(self.nets[f"eps_{d}"], source.infer_net(f"eps_{d}"))
+                # the source's inference weights (its EMA, where it keeps one) and, if conditional, d's label
+                start_as_unconditional(self.nets[f"eps_{d}"], *source.domain_net(d))
 
     def _load_source(self, cfg, field: str, method: str, size_field: str):
         """Load the model named by ``model.<field>``; check its method, ``model.<size_field>`` and data against ours.
