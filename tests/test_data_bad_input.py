@@ -19,7 +19,7 @@ from translab.data import images as images_mod
 from translab.data.celeba import build_celeba
 from translab.data.folders import build_folder_pair
 from translab.data.images import ImageFiles, SkippedImagesWarning, load_image, load_image_folder
-from translab.data.layouts import make_celeba_kaggle, make_folder_pair
+from layouts import make_celeba_kaggle, make_folder_pair
 
 
 def esc(path) -> str:
@@ -202,12 +202,19 @@ def test_stat_scan_skips_empty_files_and_the_rest_fall_back_once(tmp_path):
     assert [p.name for p, _ in ds.skipped] == ["testA_000.png", "testA_001.png"]
 
 
-def test_bomb_missed_by_a_stat_scan_is_refused_when_loaded(tmp_path):
-    bomb = tmp_path / "bomb.png"
+def test_bomb_missed_by_a_stat_scan_is_skipped_when_loaded(tmp_path):
+    bomb = tmp_path / "a_bomb.png"
     bomb.write_bytes(png_header_claiming(100_000, 100_000))
-    ds = ImageFiles([bomb], 8, scan="stat")
-    with pytest.raises(DataError, match=esc(bomb) + ".*decompression bomb"):
-        ds[0]
+    (tmp_path / "b_ok.png").write_bytes(png_bytes(8))
+    ds = ImageFiles(sorted(tmp_path.iterdir()), 8, scan="stat")
+    assert len(ds) == 2  # a stat scan does not open files
+    with pytest.warns(SkippedImagesWarning, match=esc(bomb) + ".*too large.*decompression bomb"):
+        first = ds[0]
+    assert torch.equal(first, ds[1])  # the next good image stands in
+    assert [(p.name, "decompression bomb" in r) for p, r in ds.skipped] == [("a_bomb.png", True)]
+    alone = ImageFiles([bomb], 8, scan="stat")
+    with pytest.warns(SkippedImagesWarning), pytest.raises(DataError, match="none of the 1 images.*" + esc(bomb)):
+        alone[0]
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can read any file")
@@ -289,21 +296,45 @@ def test_small_images_are_upscaled(tmp_path):
 
 
 @pytest.mark.parametrize("side", [10_000, 100_000])  # above PIL's limit (warning) and twice above (error)
-def test_header_claiming_huge_size_is_refused(tmp_path, side):
+def test_header_claiming_huge_size_is_skipped_like_a_corrupt_file(tmp_path, side):
     (tmp_path / "ok.png").write_bytes(png_bytes(8))
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header_claiming(side, side))
     assert bomb.stat().st_size < 200
-    with pytest.raises(DataError, match=esc(bomb) + ".*decompression bomb"):
-        load_image_folder(tmp_path, 8)
+    claims = f" \\(too large: it claims {side * side:,} pixels.*decompression bomb"
+    with pytest.warns(SkippedImagesWarning, match=esc(bomb) + claims):
+        images, names = load_image_folder(tmp_path, 8)
+    assert names == ["ok"] and images.shape == (1, 3, 8, 8)
+    with pytest.raises(images_mod.ImageTooLargeError, match=esc(bomb) + ".*decompression bomb"):
+        load_image(bomb, 8)  # on its own, loading one is still refused
 
 
-def test_image_above_the_module_limit_is_refused(tmp_path, monkeypatch):
+def test_image_above_the_module_limit_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(images_mod, "MAX_IMAGE_PIXELS", 100 * 100)
     make_folder_pair(tmp_path, n=2, size=8)
     big = tmp_path / "testA" / "big.png"
     Image.new("RGB", (200, 200), (9, 9, 9)).save(big)
-    with pytest.raises(DataError, match=esc(big) + r".*200 x 200 = 40,000 pixels.*10,000"):
-        build_folder_pair(tmp_path, 8)
+    with pytest.warns(SkippedImagesWarning, match=esc(big) + r".*200 x 200 = 40,000 pixels.*10,000"):
+        pair = build_folder_pair(tmp_path, 8)
+    assert len(pair.get("a", "test")) == 2 and pair.notes["skipped_files"] == 1
     with pytest.raises(DataError, match=esc(big)):
         load_image(big, 8)
+
+
+def test_read_image_folder_lists_skipped_files_without_warning(tmp_path):
+    (tmp_path / "a.png").write_bytes(png_bytes(8))
+    (tmp_path / "b.png").write_bytes(png_header_claiming(10_000, 10_000))
+    (tmp_path / "c.png").write_text("text")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = images_mod.read_image_folder(tmp_path, 8)
+    assert got.names == ["a"] and [p.name for p in got.files] == ["a.png"] and got.images.shape == (1, 3, 8, 8)
+    assert [(p.name, r.split(":")[0]) for p, r in got.skipped] == [("b.png", "too large"),
+                                                                  ("c.png", "not an image (PIL cannot identify it)")]
+
+
+def test_output_names_keep_accented_letters_readable():
+    from pathlib import Path
+
+    names = images_mod.output_names([Path(n) for n in ["café.png", "Ärger.jpg", "日本.png", "ﬁle.png"]])
+    assert names == ["cafe", "Arger", "image", "file"]

@@ -10,7 +10,7 @@ import torch
 from translab.config import DataConfig
 from translab.data import DataError, build_domain_pair
 from translab.data.celeba import build_celeba
-from translab.data.layouts import CELEBA_ATTRIBUTES, make_celeba_kaggle, make_celeba_official
+from layouts import CELEBA_ATTRIBUTES, make_celeba_kaggle, make_celeba_official
 
 N = 3  # images per domain and partition
 

@@ -9,7 +9,8 @@ from PIL import Image
 from translab.cli import main
 from translab.config import DataConfig
 from translab.data import DataError, build_domain_pair
-from translab.data.cmnist import build_cmnist, colored_mnist_split, foreground_hue, hue_distance
+from translab.data.cmnist import build_cmnist, colored_mnist_split
+from translab.metrics.color import foreground_hue, hue_distance
 
 # Every foreground pixel of an image is coloured with the same hue (HSV with saturation 1, value = grey),
 # so reading the hue back is exact up to float rounding; 8-bit quantisation (what a saved PNG holds)

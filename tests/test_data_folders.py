@@ -14,7 +14,7 @@ from translab.config import DataConfig
 from translab.data import DataError, build_domain_pair
 from translab.data.folders import build_folder_pair
 from translab.data.images import ImageFiles, image_folder_dataset, list_images, load_image_folder, output_names
-from translab.data.layouts import make_folder_pair
+from layouts import make_folder_pair
 
 
 def warm(images: torch.Tensor) -> torch.Tensor:

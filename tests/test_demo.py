@@ -1,26 +1,81 @@
 """`translab demo` on the shipped weights: every shipped method lands in one report (tiny subset, no Inception)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from translab.cli import main
+from translab.commands.demo import (DDIB_SAMPLER, DDIB_STEPS, DEMO_LIMIT, DEMO_ROWS, QUICK_LIMIT, demo_limit,
+                                    split_counts)
 from translab.shipped import shipped_models
 
 
 def test_demo_quick_fills_every_shipped_row(tmp_path, capsys):
     shipped = shipped_models()
+    # the package ships every model the demo names (a missing one is a packaging defect, not a skipped check)
+    assert {row.model for row in DEMO_ROWS} <= set(shipped)
     assert main(["demo", "--quick", "--limit", "2", "--out", str(tmp_path / "demo")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
     report = (tmp_path / "demo" / "report.md").read_text()
     for model in shipped:
         method = model.split("/")[1]
         assert f"{method} a2b" in report, method
-    if "cmnist-2to3/ddib" in shipped:
-        assert "sdedit a2b" in report
+    assert "sdedit a2b" in report
+    # DDIB's row runs the demo's solver and steps
+    assert f"ddib a2b ({DDIB_STEPS} steps; model.sampler={DDIB_SAMPLER})" in report
     assert (tmp_path / "demo" / "report.html").is_file()
-    assert "report:" in out
+    assert f"report: {(tmp_path / 'demo' / 'report.html').resolve()}" in out
     # the installed package was not written to: evaluations live in the demo's own copies
     assert all(not (folder / "eval").exists() for folder in shipped.values())
+    # every row used the same subset: the first 2 test 2s against the first 2 test 3s
+    evals = [json.loads(p.read_text()) for p in (tmp_path / "demo" / "runs").glob("*/eval/*.json")]
+    methods = sorted(e["method"] for e in evals)
+    assert methods.count("ot-exact") == 1 and len(evals) == len(DEMO_ROWS) + 1  # the exact-OT reference row too
+    assert "ot-exact a2b (exact OT reference)" in report and "transport cost / exact OT" in report
+    assert {(e["dataset"]["n_inputs"], e["dataset"]["n_reference"]) for e in evals} == {(2, 2)}
+    # one progress bar over the translators (2 inputs + 2 cycle images per row), none per method
+    rows = len(DEMO_ROWS)
+    assert f"{4 * rows}/{4 * rows}" in err
+    assert "ddib a2b" not in err and "(cycle)" not in err
+
+
+def parse_demo(*argv):
+    from translab.cli import build_parser
+
+    return build_parser().parse_args(["demo", *argv])
+
+
+def test_demo_size_flags():
+    from translab.config import ConfigError
+
+    assert demo_limit(parse_demo()) == DEMO_LIMIT == 256
+    assert demo_limit(parse_demo("--quick")) == QUICK_LIMIT
+    assert demo_limit(parse_demo("--quick", "--limit", "8")) == 8
+    assert demo_limit(parse_demo("--limit", "300")) == 300
+    assert demo_limit(parse_demo("--full")) is None
+    with pytest.raises(ConfigError, match="--full"):
+        demo_limit(parse_demo("--full", "--limit", "5"))
+    with pytest.raises(ConfigError, match="at least 1"):
+        demo_limit(parse_demo("--limit", "0"))
+    with pytest.raises(SystemExit):
+        parse_demo("--quick", "--full")
+
+
+def test_demo_default_subset_is_the_first_256_of_each_test_split():
+    assert split_counts(DEMO_LIMIT) == (256, 256)
+    assert split_counts(None) == (1032, 1010)  # --full: RESULTS.md's full split
+
+
+def test_demo_ddib_row_uses_the_default_solver():
+    """The demo's DDIB row is the setting chosen by the NFE sweep, and the one DDIB runs when not told."""
+    from translab.methods.ddib import DDIBConfig, ODE_SOLVERS
+
+    ddib = next(r for r in DEMO_ROWS if r.label == "ddib")
+    assert ddib.overrides["model.sampler"] == DDIB_SAMPLER == DDIBConfig().sampler
+    assert DDIB_SAMPLER in ODE_SOLVERS and ddib.steps == DDIB_STEPS
+    assert len({r.label for r in DEMO_ROWS}) == len(DEMO_ROWS)
 
 
 @pytest.mark.parametrize("denoiser_init", [None, "cmnist-2to3/ddib"], ids=["preset", "with-denoiser-init"])

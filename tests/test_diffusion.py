@@ -19,7 +19,9 @@ def sched():
 
 def test_cosine_schedule_matches_closed_form(sched):
     # Nichol & Dhariwal eq. 17: alpha_bar(t) = f(t)/f(0) with f(t) = cos^2(((t/T + s)/(1+s)) pi/2)
-    f = lambda t: math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
+    def f(t):
+        return math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
+
     for t in (0, 100, 500, 900):
         assert sched.alpha_bar[t].item() == pytest.approx(f(t + 1) / f(0), rel=1e-6)
     assert sched.alpha_bar[999].item() < 1e-6  # the chain's end is (almost) pure noise
@@ -34,6 +36,16 @@ def test_timesteps_descending_and_start(sched):
     assert len(sched.timesteps(1000)) == 1000
     with pytest.raises(ValueError):
         sched.timesteps(10, t_max=1000)
+
+
+def test_half_log_snr_is_log_alpha_over_sigma_and_falls(sched):
+    """lambda_t = log(alpha_t / sigma_t) (Lu et al. 2022, Sec. 3.1): +inf on clean data, strictly decreasing."""
+    lam = [sched.log_snr_half_at(t) for t in range(-1, 1000)]
+    assert lam[0] == math.inf
+    assert all(a > b for a, b in zip(lam, lam[1:]))
+    ab = sched.alpha_bar[500].item()
+    assert lam[501] == pytest.approx(math.log(math.sqrt(ab) / math.sqrt(1 - ab)), rel=1e-12)
+    assert sched.log_snr_half_at(0) == pytest.approx(5.05, abs=0.01)  # sigma ~ 0.006: almost clean
 
 
 def test_eps_x0_conversions_invert_each_other(sched):

@@ -144,15 +144,19 @@ def test_hue_error_zero_for_identity_and_180_for_half_turn(twos):
     assert quarter["mean_deg"] == pytest.approx(90.0, abs=1.0)
 
 
-def test_hue_error_reports_outputs_without_foreground_separately(twos):
+def test_hue_error_counts_outputs_without_foreground_as_the_worst_error(twos):
     x, _ = twos
     y = x.clone()
-    y[::2] = -1.0  # black: no foreground
+    y[::2] = -1.0  # black: no foreground, the colour is lost
     h = hue_error(x, y)
     assert h["no_foreground_share"] == pytest.approx(0.5)
-    assert h["n_measured"] == x.shape[0] // 2 and h["mean_deg"] == pytest.approx(0.0, abs=1e-3)
-    none = hue_error(x, torch.full_like(x, -1.0))
-    assert math.isnan(none["mean_deg"]) and none["no_foreground_share"] == 1.0
+    assert h["n_measured"] == x.shape[0] // 2
+    assert h["measured_mean_deg"] == pytest.approx(0.0, abs=1e-3)  # the rest keep their hue exactly
+    share = (x.shape[0] + 1) // 2 / x.shape[0]  # y[::2] blacks out ceil(N / 2) images
+    assert h["mean_deg"] == pytest.approx(180.0 * share, abs=1e-2)
+    none = hue_error(x, torch.full_like(x, -1.0))  # an all-black method is the least faithful, not unmeasured
+    assert none["mean_deg"] == 180.0 and none["median_deg"] == 180.0 and none["no_foreground_share"] == 1.0
+    assert math.isnan(none["measured_mean_deg"])
 
 
 def test_transport_cost_units(twos):

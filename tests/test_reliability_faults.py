@@ -6,8 +6,8 @@ resume, the NaN stop, truncated/foreign checkpoints, the in-process shape-changi
 
 Real processes are started with `python -m translab train ...` and real signals; the tiny DDIB config of
 tests/tiny_runs.py (synthetic 8x8 images, a UNet of a few thousand weights) keeps each one at a few seconds,
-most of it import time. The checkpoint hook TRANSLAB_TEST_PAUSE_BEFORE_RENAME (translab/checkpoint.py) holds a
-chosen write between "temporary file written" and "renamed into place" so that a signal lands there.
+most of it import time. The test hook tests/pause_hook.py (loaded only into those processes) holds a chosen
+rename between "temporary file written" and "renamed into place" so that a signal lands there.
 """
 from __future__ import annotations
 
@@ -48,9 +48,10 @@ def sets(*extra: str) -> list[str]:
 
 
 def spawn(run: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    full = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    full = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]), OMP_NUM_THREADS="1")
     full.update(env or {})
-    return subprocess.Popen([sys.executable, "-m", "translab", "train", *PRESET, "--run-dir", str(run), *sets(*extra)],
+    launch = ["-c", "import pause_hook; pause_hook.run_translab()"]
+    return subprocess.Popen([sys.executable, *launch, "train", *PRESET, "--run-dir", str(run), *sets(*extra)],
                             cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -88,21 +89,21 @@ def _restore_determinism():
 
 
 def pause_env(marker: Path, match: str, skip: int, seconds: float) -> dict:
-    return {"TRANSLAB_TEST_PAUSE_BEFORE_RENAME": str(marker), "TRANSLAB_TEST_PAUSE_MATCH": match,
-            "TRANSLAB_TEST_PAUSE_SKIP": str(skip), "TRANSLAB_TEST_PAUSE_SECONDS": str(seconds)}
+    return {"PAUSE_BEFORE_RENAME": str(marker), "PAUSE_MATCH": match, "PAUSE_SKIP": str(skip),
+            "PAUSE_SECONDS": str(seconds)}
 
 
 # --------------------------------------------------------------------------------------------------
 # Ctrl-C
 
 
-def test_ctrl_c_saves_a_checkpoint_exits_0_and_resume_continues(tmp_path):
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_continues(tmp_path):
     run = tmp_path / "run"
     p = spawn(run, "train.steps=100000", "train.checkpoint_every=100000")  # no periodic checkpoint at all
     wait_for(lambda: len(metric_steps(run)) >= 2, p, "two training steps")
     p.send_signal(signal.SIGINT)
     out = p.communicate(timeout=120)[0]
-    assert p.returncode == 0, out[-3000:]
+    assert p.returncode == 130, out[-3000:]  # not 0: `translab train ... && translab evaluate ...` must stop here
     n = metric_steps(run)[-1]
     assert f"interrupted at step {n} " in out and "Traceback" not in out
     assert f"interrupted at step {n}; resume with the same command" in (run / "log.txt").read_text()

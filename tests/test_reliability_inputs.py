@@ -7,6 +7,7 @@ translab.cli.main, the function behind `python -m translab`: an exception escapi
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -20,10 +21,9 @@ import torch
 from PIL import Image
 
 from tiny_runs import tiny_ddib
-from translab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from translab.checkpoint import CheckpointError, load_checkpoint
 from translab.cli import main
 from translab.data import images as images_mod
-from translab.data.base import DataError
 from translab.paths import safe_name, unique_names
 from translab.report.grids import save_images
 from translab.training import load_method, train
@@ -182,7 +182,7 @@ def good_image(path: Path, seed: int = 0, size: int = 12) -> Path:
 
 
 @pytest.mark.parametrize("side", [10_000, 100_000])  # PIL warns above its limit, raises above twice it
-def test_translate_refuses_a_decompression_bomb_naming_the_file(tmp_path, tiny_run, capsys, side):
+def test_translate_skips_a_decompression_bomb_naming_the_file(tmp_path, tiny_run, capsys, side):
     inputs = tmp_path / "in"
     inputs.mkdir()
     good_image(inputs / "a_ok.png")
@@ -190,20 +190,36 @@ def test_translate_refuses_a_decompression_bomb_naming_the_file(tmp_path, tiny_r
     bomb.write_bytes(png_header_claiming(side, side))
     rc = main(["translate", "--run", str(tiny_run), "--input", str(inputs), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert rc == 2, err
-    assert f"translab: error: refusing image {bomb}" in err and "decompression bomb" in err, err
-    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    assert rc == 0, err
+    assert f"translab: skipped {bomb}: too large: it claims {side * side:,} pixels" in err, err
+    assert "decompression bomb" in err and "Traceback" not in err, err
+    assert "Traceback" not in err
+    assert [p.name for p in (tmp_path / "out" / "outputs").iterdir()] == ["a_ok.png"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [s["file"] for s in summary["skipped"]] == ["b_bomb.png"]
 
 
-def test_translate_refuses_an_image_above_the_pixel_limit(tmp_path, tiny_run, capsys, monkeypatch):
+def test_translate_skips_an_image_above_the_pixel_limit(tmp_path, tiny_run, capsys, monkeypatch):
     monkeypatch.setattr(images_mod, "MAX_IMAGE_PIXELS", 64 * 64)
     inputs = tmp_path / "in"
     inputs.mkdir()
     good_image(inputs / "small.png")
     big = good_image(inputs / "big.png", size=65)
+    assert main(["translate", "--run", str(tiny_run), "--input", str(inputs), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {big}: too large: it claims 65 x 65 = 4,225 pixels, more than the limit of 4,096" in err, err
+    assert [p.name for p in (tmp_path / "out" / "outputs").iterdir()] == ["small.png"]
+
+
+def test_an_input_folder_of_bombs_only_is_one_line(tmp_path, tiny_run, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    bomb = inputs / "bomb.png"
+    bomb.write_bytes(png_header_claiming(100_000, 100_000))
     assert main(["translate", "--run", str(tiny_run), "--input", str(inputs), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert f"refusing image {big}: it claims 65 x 65 = 4,225 pixels, more than the limit of 4,096" in err, err
+    assert err.count("\n") == 1 and "translab: error: no readable image" in err and str(bomb) in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_float_tiff_with_nan_pixels_loads_finite(tmp_path):

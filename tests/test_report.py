@@ -94,7 +94,7 @@ def test_eval_json_has_every_metric_or_a_reason(runs):
     assert e["dataset"]["n_inputs"] == LIMIT and e["dataset"]["n_reference"] == LIMIT
     s = runs["evals"]["sdedit"]
     assert s["method"] == "sdedit" and s["trained_as"] == "ddib" and s["overrides"] == {"model.t0": 0.5}
-    assert (runs["run1"] / "eval" / "sdedit_a2b_3_t0-0.5.json").is_file()
+    assert (runs["run1"] / "eval" / f"sdedit_a2b_3_t0-0.5_limit{LIMIT}.json").is_file()
 
 
 def test_saved_samples_are_the_first_test_inputs(runs):
@@ -214,7 +214,7 @@ def test_cmnist_evaluation_uses_the_shipped_digit_reader(tmp_path):
     train(resolve_config("ddib", None, None, tiny), tmp_path / "cm")
     e, path = evaluate_run(tmp_path / "cm", EvalOptions(limit=4, steps=2, inception=False, progress=False))
     m = e["metrics"]
-    assert path.name == "ddib_a2b_2.json"
+    assert path.name == "ddib_a2b_2_limit4.json"
     assert m["target_accuracy"]["available"] and m["target_accuracy"]["target"] == "3"
     assert m["target_accuracy"]["classifier"] == "cmnist_classifier.safetensors"
     assert "cmnist_classifier" in m["fid_kid"]["classifier"]["features"]

@@ -24,9 +24,11 @@ def _weights(run: Path) -> dict:
 
 
 def _cli(args: list[str], **kw) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    """`python -m translab ARGS` in a new process, with tests/pause_hook.py loaded (inactive unless env sets it)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]), OMP_NUM_THREADS="1")
     env.update(kw.pop("env", {}))
-    return subprocess.Popen([sys.executable, "-m", "translab", *args], cwd=ROOT, env=env,
+    launch = ["-c", "import pause_hook; pause_hook.run_translab()"]
+    return subprocess.Popen([sys.executable, *launch, *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -61,11 +63,16 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert ref.wait(timeout=300) == 0, ref.stdout.read()
 
     run = tmp_path / "killed"
-    p = _cli(["train", "ddib", "--preset", "cmnist-2to3", "--run-dir", str(run), *_sets(common + ["train.steps=1000"])])
+    # the step-6 checkpoint's rename is held (tests/pause_hook.py), so the kill lands after step 3's checkpoint
+    # and before any later one, however fast the machine trains
+    marker = tmp_path / "paused"
+    hold = {"PAUSE_BEFORE_RENAME": str(marker), "PAUSE_MATCH": "step_00000006.pt", "PAUSE_SECONDS": "120"}
+    p = _cli(["train", "ddib", "--preset", "cmnist-2to3", "--run-dir", str(run), *_sets(common + ["train.steps=1000"])],
+             env=hold)
     deadline = time.time() + 240
-    while time.time() < deadline and not (run / "checkpoints" / "step_00000003.pt").exists():
+    while time.time() < deadline and not marker.exists() and p.poll() is None:
         time.sleep(0.2)
-    assert (run / "checkpoints" / "step_00000003.pt").exists(), "no step-3 checkpoint appeared"
+    assert marker.exists() and (run / "checkpoints" / "step_00000003.pt").exists(), "no step-3 checkpoint appeared"
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
     resumed = _cli(["train", "ddib", "--preset", "cmnist-2to3", "--run-dir", str(run), *_sets(common)])

@@ -65,7 +65,6 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
-        _pause_hook("TRANSLAB_TEST_PAUSE_BEFORE_RENAME", path)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException as e:
@@ -76,32 +75,6 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
         if isinstance(e, OSError):
             raise CheckpointError(f"could not write {path.name} in {path.parent}: {e.strerror or e}") from e
         raise
-
-
-def _pause_hook(var: str, path: Path) -> None:
-    """Test hook: when $var names a file, create it and sleep so a test can kill the process mid-write.
-
-    $TRANSLAB_TEST_PAUSE_SECONDS sets the pause (default 30 s). Two optional filters choose which write
-    pauses: $TRANSLAB_TEST_PAUSE_MATCH, a glob on the target's file name (e.g. ``step_*.pt`` or
-    ``latest.json``; default: every write), and $TRANSLAB_TEST_PAUSE_SKIP, how many matching writes of this
-    process go through first (default 0: the first matching write pauses).
-    """
-    marker = os.environ.get(var)
-    if not marker:
-        return
-    import fnmatch
-    import time
-
-    if not fnmatch.fnmatch(path.name, os.environ.get("TRANSLAB_TEST_PAUSE_MATCH", "*")):
-        return
-    _PAUSE_SEEN[var] = _PAUSE_SEEN.get(var, 0) + 1
-    if _PAUSE_SEEN[var] <= int(os.environ.get("TRANSLAB_TEST_PAUSE_SKIP", "0")):
-        return
-    Path(marker).touch()
-    time.sleep(float(os.environ.get("TRANSLAB_TEST_PAUSE_SECONDS", "30")))
-
-
-_PAUSE_SEEN: dict[str, int] = {}
 
 
 def save_checkpoint(state: dict, ckpt_dir: Path, step: int, keep: int = 2) -> Path:

@@ -7,8 +7,8 @@ import importlib
 import sys
 
 #: subcommand modules, in the order `translab --help` lists them
-COMMANDS = ("demo", "train", "translate", "evaluate", "compare", "latent", "combine", "classifier", "models", "data",
-            "config")
+COMMANDS = ("demo", "train", "translate", "evaluate", "ot_exact", "compare", "latent", "combine", "classifier",
+            "models", "data", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,11 +27,16 @@ class ConfigError(ValueError):
     """A config file, preset or override that does not match the schema."""
 
 
-def describe(meaning: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
-    """A dataclass field with a one-line meaning stored in its metadata (shown by `translab config`)."""
+def describe(meaning: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING,
+             inference: bool = False):
+    """A dataclass field with a one-line meaning stored in its metadata (shown by `translab config`).
+
+    ``inference=True`` marks a method setting that only changes how a trained model translates (steps,
+    solver, t0, ...): it may change when a run resumes, and per call (``--set`` at translate/evaluate)."""
+    metadata = {"help": meaning, "inference": inference}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"help": meaning})
-    return field(default=default, metadata={"help": meaning})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -177,7 +182,7 @@ def from_dict(cls, data: dict, prefix: str = "") -> Any:
 
 def build_config(data: dict) -> Config:
     """Full config from a plain mapping: the method name decides the dataclass of ``model``."""
-    from translab.methods import method_config_class
+    from translab.registry import UnknownMethod, lookup_method_class
 
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping, got {type(data).__name__}")
@@ -185,7 +190,10 @@ def build_config(data: dict) -> Config:
     method = data.get("method", "ddib")
     if not isinstance(method, str):
         raise ConfigError(f"method: expected a method name (a string), got {_short(repr(method))}")
-    model_cls = method_config_class(method)
+    try:
+        model_cls = lookup_method_class(method).config_class
+    except UnknownMethod as e:
+        raise ConfigError(f"method: {_short(str(e), 400)}") from None
     model = data.pop("model", None) or {}
     cfg = from_dict(Config, data)
     cfg.model = from_dict(model_cls, model, prefix="model")
@@ -194,31 +202,89 @@ def build_config(data: dict) -> Config:
 
 
 #: (lowest allowed, highest allowed) of numeric settings whose bad values would otherwise crash or silently
-#: corrupt a run later (e.g. log_every=0 divides by zero after the first step, ema_decay=2 diverges)
+#: corrupt a run later (e.g. log_every=0 divides by zero after the first step, ema_decay=2 diverges). Keys under
+#: ``model.`` apply to the methods whose settings have them (e.g. model.unet.* to DDIB, SDEdit and UNIT-DDPM).
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.image_size": (1, None), "data.limit": (1, None), "data.num_workers": (0, None),
-    "train.steps": (0, None), "train.batch_size": (1, None), "train.lr": (0.0, None),
+    "train.steps": (1, None), "train.batch_size": (1, None), "train.lr": (0.0, None),
     "train.weight_decay": (0.0, None), "train.grad_clip": (0.0, None), "train.ema_decay": (0.0, 1.0),
     "train.ema_start": (0, None), "train.seed": (0, 2 ** 32 - 1), "train.log_every": (1, None),
     "train.sample_every": (0, None), "train.checkpoint_every": (1, None), "train.keep_checkpoints": (0, None),
     "train.threads": (0, None), "train.lr_drop_step": (0, None), "train.lr_drop_factor": (0.0, None),
+    "model.steps": (1, None), "model.sample_steps": (0, None), "model.diffusion.num_timesteps": (1, None),
+    "model.unet.base_channels": (1, None), "model.unet.layers_per_block": (1, None),
+    "model.unet.norm_groups": (1, None), "model.unet.dropout": (0.0, 1.0),
 }
+
+#: settings that must be strictly above their RANGES lower bound (a learning rate of 0 trains nothing)
+STRICT_LOW = ("train.lr",)
 
 
 def check_ranges(cfg: Config) -> None:
-    """Raise ConfigError naming the key if a RANGES setting is out of range or a float is NaN/infinite."""
+    """Raise ConfigError naming the key if a RANGES setting is out of range or a float is NaN/infinite, or if
+    the denoiser's UNet settings cannot build a network for ``data.image_size`` (see check_unet)."""
+    for key, (low, high) in RANGES.items():
+        found, value = _lookup(cfg, key)
+        if found:
+            _check_range(key, value, low, high)
+    check_unet(cfg)
+
+
+def check_data_ranges(data: DataConfig) -> None:
+    """check_ranges for a DataConfig on its own (``translab data show``)."""
+    for key, (low, high) in RANGES.items():
+        if key.startswith("data."):
+            _check_range(key, getattr(data, key.split(".", 1)[1]), low, high)
+
+
+def _lookup(cfg: Config, key: str) -> tuple[bool, Any]:
+    """(True, value) of a dotted key in cfg, or (False, None) when this config has no such setting."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not is_dataclass(node) or not hasattr(node, part):
+            return False, None
+        node = getattr(node, part)
+    return True, node
+
+
+def _check_range(key: str, value: Any, low: float | None, high: float | None) -> None:
     import math
 
-    for key, (low, high) in RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value is None:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            span = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ConfigError(f"{key}: must be {span}, got {_short(value)}")
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value}")
+    if key in STRICT_LOW and value <= low:
+        raise ConfigError(f"{key} must be > {low:g}, got {value:g}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        span = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{key}: must be {span}, got {_short(value)}")
+
+
+def check_unet(cfg: Config) -> None:
+    """The settings of a method with a diffusion UNet (``model.unet``) that only fail once the network is built
+    or sampled: levels, GroupNorm groups, the image size the levels halve, t_max, trained domains."""
+    found, unet = _lookup(cfg, "model.unet")
+    if not found:
+        return
+    mult = unet.channel_mult
+    if not mult or any(m < 1 for m in mult):
+        raise ConfigError(f"model.unet.channel_mult: expected a non-empty list of integers >= 1, got {_short(mult)}")
+    for m in mult:
+        if (unet.base_channels * m) % unet.norm_groups:
+            raise ConfigError(f"model.unet.norm_groups={unet.norm_groups} must divide the channels of every level "
+                              f"(base_channels x channel_mult = {[unet.base_channels * k for k in mult]})")
+    halvings = len(mult) - 1
+    if cfg.data.image_size % (2 ** halvings):
+        raise ConfigError(f"data.image_size={cfg.data.image_size}: a UNet with {len(mult)} levels "
+                          f"(model.unet.channel_mult={mult}) needs an image size divisible by {2 ** halvings}")
+    t_max = getattr(cfg.model, "t_max", None)
+    steps_t = cfg.model.diffusion.num_timesteps if hasattr(cfg.model, "diffusion") else None
+    if t_max is not None and steps_t is not None and not 0 <= t_max <= steps_t - 1:
+        raise ConfigError(f"model.t_max: expected a timestep in [0, {steps_t - 1}] (T = {steps_t}) or null, "
+                          f"got {t_max}")
+    if getattr(cfg.model, "train_domains", None) == []:
+        raise ConfigError("model.train_domains: expected 'a' and/or 'b', got an empty list")
 
 
 # --------------------------------------------------------------------------------------------------

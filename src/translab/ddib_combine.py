@@ -20,7 +20,7 @@ from translab.methods.base import MethodError
 
 
 def _side(run, domain: str):
-    from translab.training import load_method
+    from translab.loading import load_method
 
     method, cfg, info = load_method(run)
     where = f"--{domain} {run}"

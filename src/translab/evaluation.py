@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -50,16 +51,19 @@ class EvalOptions:
     seed: int = 0
     inception: bool = True
     classifier_path: str | None = None
-    progress: bool = True
+    progress: bool | Callable[[int], None] = True  # a callable: called with each translated batch's image count
     cycle_limit: int | None = None  # cycle error on the first N inputs only (None: all)
     compile: bool = False  # torch.compile the networks for inference
 
 
-def eval_stem(method_name: str, direction: str, steps: int | None, overrides: dict) -> str:
-    """File stem of an evaluation: method_direction_steps, plus the inference overrides when there are any."""
+def eval_stem(method_name: str, direction: str, steps: int | None, overrides: dict, limit: int | None = None) -> str:
+    """File stem of an evaluation: method_direction_steps, plus the inference overrides when there are any, plus
+    _limitN when only the first N test images were used (so a quick run never overwrites a full one)."""
     stem = f"{method_name}_{direction}_{steps if steps else 'nosteps'}"
     if overrides:
         stem += "_" + safe_name("_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(overrides.items())))
+    if limit:
+        stem += f"_limit{limit}"
     return stem
 
 
@@ -68,11 +72,14 @@ def eval_stem(method_name: str, direction: str, steps: int | None, overrides: di
 
 
 def translate_all(method, x: torch.Tensor, direction: str, steps: int | None, batch_size: int, device: str,
-                  generator: torch.Generator, progress: bool, desc: str) -> tuple[torch.Tensor, int, float]:
-    """Translate x (N, 3, H, W) in [-1, 1] in batches -> (outputs on CPU, NFE per image, seconds)."""
+                  generator: torch.Generator, progress: bool | Callable[[int], None],
+                  desc: str) -> tuple[torch.Tensor, int, float]:
+    """Translate x (N, 3, H, W) in [-1, 1] in batches -> (outputs on CPU, NFE per image, seconds).
+
+    ``progress``: True shows a bar of its own; a callable is told each batch's image count instead."""
     outs, nfes = [], set()
     bar = None
-    if progress:
+    if progress and not callable(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=x.shape[0], desc=desc, unit="img", dynamic_ncols=True)
@@ -85,6 +92,8 @@ def translate_all(method, x: torch.Tensor, direction: str, steps: int | None, ba
         nfes.add(int(tr.nfe))
         if bar is not None:
             bar.update(tr.images.shape[0])
+        elif callable(progress):
+            progress(tr.images.shape[0])
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -169,14 +178,14 @@ def features_for(extractors: list[Extractor], images: torch.Tensor, cache_key: t
 # the evaluation
 
 
-def _clean(obj):
+def json_clean(obj):
     """JSON-safe copy: NaN/inf -> None."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_clean(v) for v in obj]
     return obj
 
 
@@ -195,7 +204,7 @@ def classifier_accuracy(clf, outputs: torch.Tensor, target_name: str, batch_size
             "classifier": Path(clf.path).name}
 
 
-def _target_name(pair, tgt: str, dataset: str) -> str:
+def target_class_name(pair, tgt: str, dataset: str) -> str:
     ds = pair.get(tgt, "test")
     meta = getattr(ds, "meta", {}) or {}
     if dataset == "cmnist" and "digit" in meta and len(meta["digit"]):
@@ -220,12 +229,62 @@ def compile_for_inference(method) -> None:
             store[name] = torch.compile(store[name])
 
 
+def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, dataset: str, target_name: str,
+                    tgt: str, opts: EvalOptions, built: tuple | None = None) -> dict:
+    """The metrics of outputs y of inputs x against the target domain's real test images (all but cycle error):
+    the one metric assembly of `translab evaluate`, the exact-OT row and the latent sweeps.
+
+    x, y (N, 3, H, W) and real (M, 3, H, W) in [-1, 1]; ``tgt`` ('a' | 'b') keys the reference feature cache;
+    ``built``: (extractors, classifier) from ``build_extractors`` when the caller measures many outputs.
+    Returns {"fid_kid", "transport_cost", "ssim", ["hue_error",] "target_accuracy" | "attribute_accuracy"}.
+    """
+    extractors, clf = built or build_extractors(dataset, opts)
+    real_f = features_for(extractors, real, reference_key(tgt))
+    fake_f = features_for(extractors, y)
+    metrics = {"fid_kid": labelled_distances(extractors, real_f, fake_f, seed=opts.seed),
+               "transport_cost": {"value": transport_cost(x, y), "units": MSE_UNITS},
+               "ssim": ssim(x, y)}
+    if dataset in HUE_DATASETS:
+        metrics["hue_error"] = hue_error(x, y)
+    acc = classifier_accuracy(clf, y, target_name, opts.batch_size)
+    metrics["target_accuracy" if dataset == "cmnist" else "attribute_accuracy"] = acc
+    return metrics
+
+
+def write_samples(eval_dir: Path, stem: str, x: torch.Tensor, y: torch.Tensor) -> tuple[Path, Path, int]:
+    """Save the first SAMPLES inputs x and outputs y ((N, 3, H, W) in [-1, 1]) as uint8 tensors and a grid PNG.
+
+    Returns (EVAL/<stem>_samples.pt, EVAL/<stem>_grid.png, number of images saved)."""
+    from translab.image_io import save_grid, to_uint8
+
+    n_show = min(SAMPLES, x.shape[0])
+    samples_pt = eval_dir / f"{stem}_samples.pt"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"inputs": torch.from_numpy(to_uint8(x[:n_show])).permute(0, 3, 1, 2).contiguous(),
+                "outputs": torch.from_numpy(to_uint8(y[:n_show])).permute(0, 3, 1, 2).contiguous(),
+                "indices": torch.arange(n_show)}, samples_pt)
+    grid_png = save_grid([x[:n_show], y[:n_show]], eval_dir / f"{stem}_grid.png")
+    return samples_pt, grid_png, n_show
+
+
+def cycle_error(method, x: torch.Tensor, y: torch.Tensor, back: str, steps: int | None, opts: EvalOptions,
+                generator: torch.Generator) -> dict:
+    """MSE between the first ``opts.cycle_limit`` inputs x and their outputs y translated back (``back``), or
+    an unavailable entry for a method without that direction. x, y (N, 3, H, W) in [-1, 1]."""
+    if back not in method.directions():
+        return {"available": False, "reason": f"{method.name} has no {back} direction"}
+    n_cyc = min(opts.cycle_limit or x.shape[0], x.shape[0])
+    x_back, _, _ = translate_all(method, y[:n_cyc], back, steps, opts.batch_size, opts.device, generator,
+                                 opts.progress, f"{method.name} {back} (cycle)")
+    return {"available": True, "value": mean_squared_distance(x[:n_cyc], x_back), "units": MSE_UNITS,
+            "n_images": n_cyc}
+
+
 def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
     """Evaluate one run directory; returns (the result dict, path of the JSON written under RUN/eval/)."""
     from translab.data import build_domain_pair
-    from translab.report.grids import save_grid, to_uint8
     from translab.rundir import RunDir
-    from translab.training import load_method
+    from translab.loading import load_method
 
     t_start = time.perf_counter()
     run = RunDir(run_dir)
@@ -240,7 +299,6 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
                           f"not {direction}")
     steps = opts.steps or method.default_steps()
     src, tgt = direction.split("2")
-    back = f"{tgt}2{src}"
     pair = build_domain_pair(cfg.data)
     dataset = cfg.data.dataset
     x = stack_dataset(pair.get(src, "test"), opts.limit).float()
@@ -249,35 +307,12 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
     gen = torch.Generator().manual_seed(opts.seed)
     y, nfe, seconds = translate_all(method, x, direction, steps, opts.batch_size, opts.device, gen, opts.progress,
                                     f"{method.name} {direction}")
-    metrics: dict = {}
-    if back in method.directions():
-        n_cyc = min(opts.cycle_limit or x.shape[0], x.shape[0])
-        x_back, _, _ = translate_all(method, y[:n_cyc], back, steps, opts.batch_size, opts.device, gen,
-                                     opts.progress, f"{method.name} {back} (cycle)")
-        metrics["cycle_error"] = {"available": True, "value": mean_squared_distance(x[:n_cyc], x_back),
-                                  "units": MSE_UNITS, "n_images": n_cyc}
-    else:
-        metrics["cycle_error"] = {"available": False, "reason": f"{method.name} has no {back} direction"}
+    metrics = {"cycle_error": cycle_error(method, x, y, f"{tgt}2{src}", steps, opts, gen)}
 
-    extractors, clf = build_extractors(dataset, opts)
-    real_f = features_for(extractors, real, reference_key(tgt))
-    fake_f = features_for(extractors, y)
-    metrics["fid_kid"] = labelled_distances(extractors, real_f, fake_f, seed=opts.seed)
-    metrics["transport_cost"] = {"value": transport_cost(x, y), "units": MSE_UNITS}
-    metrics["ssim"] = ssim(x, y)
-    if dataset in HUE_DATASETS:
-        metrics["hue_error"] = hue_error(x, y)
-    acc = classifier_accuracy(clf, y, _target_name(pair, tgt, dataset), opts.batch_size)
-    metrics["target_accuracy" if dataset == "cmnist" else "attribute_accuracy"] = acc
+    metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts))
 
-    stem = eval_stem(method.name, direction, steps, opts.overrides)
-    n_show = min(SAMPLES, x.shape[0])
-    samples_pt = run.eval / f"{stem}_samples.pt"
-    run.eval.mkdir(parents=True, exist_ok=True)
-    torch.save({"inputs": torch.from_numpy(to_uint8(x[:n_show])).permute(0, 3, 1, 2).contiguous(),
-                "outputs": torch.from_numpy(to_uint8(y[:n_show])).permute(0, 3, 1, 2).contiguous(),
-                "indices": torch.arange(n_show)}, samples_pt)
-    grid_png = save_grid([x[:n_show], y[:n_show]], run.eval / f"{stem}_grid.png")
+    stem = eval_stem(method.name, direction, steps, opts.overrides, opts.limit)
+    samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y)
 
     result = {
         "run": str(run.path), "run_name": run.path.name, "method": method.name, "trained_as": trained_as,
@@ -299,6 +334,6 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
                      "reference": f"real test images of the target domain ({real.shape[0]})"},
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-    result = _clean(result)
+    result = json_clean(result)
     path = run.write_json(f"eval/{stem}.json", result)
     return result, path

@@ -9,7 +9,6 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
 import yaml
 
 from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint

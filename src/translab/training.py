@@ -13,7 +13,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,18 +21,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
-from translab.config import Config, build_config, diff_configs, dump_yaml
+from translab.config import Config, diff_configs, dump_yaml
 from translab.data import build_domain_pair
+from translab.data.base import stack_dataset
+from translab.diffusion.process import seeded_noise
+from translab.image_io import save_grid
+from translab.loading import load_method, restore_nets  # noqa: F401  (load_method: re-exported for callers)
 from translab.methods import Method, build_method
-from translab.report.grids import save_grid
 from translab.rundir import RunDir, RunLock
-
-#: model/data keys that may change between a run and its resumption (every train.* key may; all are logged)
-RESUME_SAFE_PREFIXES = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
-                        "train.keep_checkpoints", "train.progress", "train.threads", "train.compile",
-                        "train.channels_last", "data.num_workers", "data.root", "model.steps", "model.sample_steps",
-                        "model.t_max", "model.clip_decode", "model.t0", "model.eta", "model.release_t",
-                        "model.sample_chain")
 
 
 class TrainingError(RuntimeError):
@@ -41,6 +37,12 @@ class TrainingError(RuntimeError):
 
 # --------------------------------------------------------------------------------------------------
 # data order
+
+
+def stream_seed(seed: int, stream: int, index: int) -> int:
+    """A seed fixed by (seed, stream, index) alone, the same on every interpreter and platform (Python's
+    ``hash`` of a tuple is not promised to be): a mix of the three with two large odd multipliers."""
+    return ((seed * 1_000_003 + stream) * 998_244_353 + index) % (2 ** 62)
 
 
 class StepBatchSampler:
@@ -61,11 +63,11 @@ class StepBatchSampler:
         g_bs = self.bs * self.world
         per_epoch = self.n // g_bs
         if per_epoch == 0:
-            g = torch.Generator().manual_seed(hash((self.seed, self.stream, step)) % (2 ** 62))
+            g = torch.Generator().manual_seed(stream_seed(self.seed, self.stream, step))
             glob = torch.randint(0, self.n, (g_bs,), generator=g)
         else:
             epoch, pos = divmod(step, per_epoch)
-            g = torch.Generator().manual_seed(hash((self.seed, self.stream, epoch)) % (2 ** 62))
+            g = torch.Generator().manual_seed(stream_seed(self.seed, self.stream, epoch))
             glob = torch.randperm(self.n, generator=g)[pos * g_bs:(pos + 1) * g_bs]
         return glob[self.rank * self.bs:(self.rank + 1) * self.bs].tolist()
 
@@ -79,8 +81,10 @@ class StepBatchSampler:
         return 2 ** 62
 
 
-def make_loader(ds: Dataset, cfg: Config, start_step: int, rank: int, world: int, stream: int) -> DataLoader:
-    sampler = StepBatchSampler(len(ds), cfg.train.batch_size, cfg.train.seed, start_step, rank, world, stream)
+def make_loader(ds: Dataset, cfg: Config, start_step: int, rank: int, world: int, stream: int,
+                factor: int = 1) -> DataLoader:
+    """Loader of ``factor * train.batch_size`` images per step (Method.batch_factors)."""
+    sampler = StepBatchSampler(len(ds), cfg.train.batch_size * factor, cfg.train.seed, start_step, rank, world, stream)
     return DataLoader(ds, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                       persistent_workers=cfg.data.num_workers > 0)
 
@@ -111,7 +115,7 @@ class TrainContext:
         return self._models[name]
 
     def randn_like(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.randn(x.shape, generator=self.generator, dtype=x.dtype).to(x.device)
+        return seeded_noise(x, self.generator)
 
     def rand(self, *shape: int) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator)
@@ -182,7 +186,7 @@ def _main_thread() -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# the loop
+# the loop: fit() over small named steps on one TrainSession
 
 
 @dataclass
@@ -197,10 +201,47 @@ class TrainResult:
     method: Method | None = None
 
 
-def _check_resume_config(saved: dict, new: dict, ckpt: Path) -> list[str]:
-    changed = diff_configs(saved, new)
-    # every train.* change is allowed (and recorded); model and data keys define the weights' shape and meaning
-    unsafe = [k for k in changed if not k.startswith(RESUME_SAFE_PREFIXES) and not k.startswith("train.")]
+@dataclass
+class TrainSession:
+    """Everything one training process holds, built by ``start_session`` and advanced by ``fit``."""
+
+    cfg: Config
+    run: RunDir
+    accelerator: object
+    method: Method
+    models: dict
+    optimizers: dict
+    schedulers: dict
+    ctx: TrainContext
+    batches: list
+    fixed: dict
+    start_step: int
+    wall_before: float
+    last_good: Path | None
+    t_start: float = 0.0
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def wall(self) -> float:
+        return self.wall_before + time.time() - self.t_start
+
+
+def resume_safe_keys(cfg: Config) -> tuple[str, ...]:
+    """Config keys that may change between a run and its resumption: every train.* key, data.num_workers,
+    data.root, and the method's inference settings (fields declared with ``describe(..., inference=True)``)."""
+    keys = ["train.", "data.num_workers", "data.root"]
+    if is_dataclass(cfg.model):
+        keys += [f"model.{f.name}" for f in fields(cfg.model) if f.metadata.get("inference")]
+    return tuple(keys)
+
+
+def _check_resume_config(saved: dict, cfg: Config, ckpt: Path) -> list[str]:
+    changed = diff_configs(saved, cfg.to_dict())
+    safe = resume_safe_keys(cfg)
+    # model and data keys define the weights' shape and meaning; the rest may change (all changes are logged)
+    unsafe = [k for k in changed if not any(k == s or (s.endswith(".") and k.startswith(s)) for s in safe)]
     if unsafe:
         raise TrainingError(
             f"cannot resume from {ckpt}: the config changed in keys that define the model or its data: "
@@ -219,6 +260,10 @@ def _step_drop(train_cfg) -> Callable[[int], float] | None:
 def _make_accelerator(cfg: Config):
     from accelerate import Accelerator
 
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True)
     use_cpu = not torch.cuda.is_available()
     mp = cfg.train.mixed_precision
     if mp not in ("no", "bf16"):
@@ -249,69 +294,60 @@ def train(cfg: Config, run_dir: str | Path, pair=None, on_step=None) -> TrainRes
     """
     run = RunDir(run_dir).ensure()
     if int(os.environ.get("RANK", "0")) != 0:  # other ranks of a multi-process run: rank 0 holds the lock
-        return _train_locked(cfg, run, pair, on_step)
+        return fit(start_session(cfg, run, pair), on_step)
     with RunLock(run):
-        return _train_locked(cfg, run, pair, on_step)
+        return fit(start_session(cfg, run, pair), on_step)
 
 
-def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    if cfg.train.deterministic:
-        torch.use_deterministic_algorithms(True)
-    accelerator = _make_accelerator(cfg)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    is_main = accelerator.is_main_process
-
-    cfg_dict = cfg.to_dict()
+def _read_resume_state(cfg: Config, run: RunDir, is_main: bool) -> tuple[dict | None, Path | None]:
+    """The run's latest checkpoint (None on a fresh run), checked against ``cfg``; logs what changed."""
     ckpt_path = latest_checkpoint(run.checkpoints)
-    state = None
-    if ckpt_path is not None:
-        state = load_checkpoint(ckpt_path)
-        changed = _check_resume_config(state["config"], cfg_dict, ckpt_path)
-        if is_main:
-            run.log(f"resuming from {ckpt_path.name} at step {state['step']}"
-                    + (f"; changed keys: {', '.join(changed)}" if changed else ""))
+    if ckpt_path is None:
+        return None, None
+    state = load_checkpoint(ckpt_path)
+    changed = _check_resume_config(state["config"], cfg, ckpt_path)
     if is_main:
-        run.config_file.write_text(dump_yaml(cfg))
+        run.log(f"resuming from {ckpt_path.name} at step {state['step']}"
+                + (f"; changed keys: {', '.join(changed)}" if changed else ""))
+    return state, ckpt_path
 
-    pair = pair or build_domain_pair(cfg.data)
+
+def _build_method(cfg: Config, device, fresh: bool) -> Method:
+    """The method's nets on ``device`` (initialised for training on a fresh run) and its EMA copies."""
     torch.manual_seed(cfg.train.seed)
-    method: Method = build_method(cfg)
-    if state is None:
-        method.init_for_training(cfg)
-    method.to(accelerator.device)
+    method = build_method(cfg)
+    if fresh:
+        method.init_for_training(cfg, load_init_sources(method))
+    method.to(device)
     if cfg.train.channels_last:
         method.nets.to(memory_format=torch.channels_last)
     for name in method.ema_nets:
         method.ema[name] = copy.deepcopy(method.nets[name]).requires_grad_(False).eval()
+    return method
 
-    specs = method.optimizer_specs(cfg.train)
-    optimizers, opt_nets, schedulers = {}, {}, {}
-    for oname, spec in specs.items():
+
+def load_init_sources(method: Method) -> dict:
+    """Load every trained run that ``method.init_sources()`` names: {field: (Method, Config, info)}."""
+    from translab.shipped import resolve_run
+
+    return {field: load_method(resolve_run(name)) for field, name in method.init_sources().items()}
+
+
+def _build_optimizers(method: Method, cfg: Config) -> tuple[dict, dict]:
+    """AdamW per OptimizerSpec of the method -> ({name: optimiser}, {name: net names it steps})."""
+    optimizers, opt_nets = {}, {}
+    for oname, spec in method.optimizer_specs(cfg.train).items():
         params = [p for n in spec.nets for p in method.nets[n].parameters()]
         optimizers[oname] = torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
         opt_nets[oname] = spec.nets
-    generator = torch.Generator().manual_seed(cfg.train.seed * 1000 + rank)
+    return optimizers, opt_nets
 
-    start_step = 0
-    if state is not None:
-        try:
-            for n, sd in state["nets"].items():
-                method.nets[n].load_state_dict(sd)
-            for n, sd in state.get("ema", {}).items():
-                method.ema[n].load_state_dict(sd)
-            for n, sd in state["optimizers"].items():
-                optimizers[n].load_state_dict(sd)
-            method.load_extra_state(state.get("extra", {}))
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{ckpt_path} does not match the {cfg.method} model its config describes: "
-                                  f"{str(e).splitlines()[0][:300]}") from None
-        _set_rng_state(state["rng"], generator)
-        start_step = int(state["step"])
-    for oname, spec in specs.items():
-        # the config's learning rate, also on a resume that changed it (a loaded optimizer state keeps the
-        # checkpoint's); a schedule below scales it from initial_lr
+
+def _build_schedulers(method: Method, cfg: Config, optimizers: dict, start_step: int) -> dict:
+    """Set every optimiser to the config's rate (also on a resume that changed it: a loaded optimiser state
+    keeps the checkpoint's) and attach the method's LR schedule or the configured step drop."""
+    schedulers = {}
+    for oname, spec in method.optimizer_specs(cfg.train).items():
         for group in optimizers[oname].param_groups:
             group["lr"] = group["initial_lr"] = spec.lr
         lr_lambda = spec.lr_lambda or _step_drop(cfg.train)
@@ -319,142 +355,211 @@ def _train_locked(cfg: Config, run: RunDir, pair, on_step) -> TrainResult:
             # last_epoch = start_step - 1: the scheduler's first internal step lands on start_step
             schedulers[oname] = torch.optim.lr_scheduler.LambdaLR(optimizers[oname], lr_lambda,
                                                                   last_epoch=start_step - 1)
+    return schedulers
 
+
+def _batch_streams(method: Method, cfg: Config, pair, start_step: int, rank: int, world: int) -> list:
+    """One endless iterator of training batches per domain, positioned at ``start_step``."""
+    factors = method.batch_factors()
+    return [iter(make_loader(pair.get(d, "train"), cfg, start_step, rank, world, i, factors[d]))
+            for i, d in enumerate("ab")]
+
+
+def start_session(cfg: Config, run: RunDir, pair=None) -> TrainSession:
+    """Build (or restore from the run's latest checkpoint) everything the loop needs."""
+    accelerator = _make_accelerator(cfg)
+    state, ckpt_path = _read_resume_state(cfg, run, accelerator.is_main_process)
+    if accelerator.is_main_process:
+        run.config_file.write_text(dump_yaml(cfg))
+    pair = pair or build_domain_pair(cfg.data)
+    method = _build_method(cfg, accelerator.device, fresh=state is None)
+    optimizers, opt_nets = _build_optimizers(method, cfg)
+    generator = torch.Generator().manual_seed(cfg.train.seed * 1000 + accelerator.process_index)
+    start_step = 0
+    if state is not None:
+        restore_nets(method, state, ckpt_path)
+        try:
+            for n, sd in state["optimizers"].items():
+                optimizers[n].load_state_dict(sd)
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{ckpt_path}: its optimiser states do not fit the {cfg.method} model: {e}") from None
+        _set_rng_state(state["rng"], generator)
+        start_step = int(state["step"])
+    schedulers = _build_schedulers(method, cfg, optimizers, start_step)
     models = {}
     for n, net in method.nets.items():
         wrapped = accelerator.prepare(net)
-        if cfg.train.compile:
-            wrapped = torch.compile(wrapped)
-        models[n] = wrapped
-    for oname in optimizers:
-        optimizers[oname] = accelerator.prepare(optimizers[oname])
+        models[n] = torch.compile(wrapped) if cfg.train.compile else wrapped
+    optimizers = {n: accelerator.prepare(o) for n, o in optimizers.items()}
     ctx = TrainContext(accelerator, models, optimizers, opt_nets, cfg.train.grad_clip, generator, start_step)
-
-    loaders = [make_loader(pair.get(d, "train"), cfg, start_step, rank, world, i) for i, d in enumerate("ab")]
-    fixed = {d: torch.stack([pair.get(d, "test")[i] for i in range(min(8, len(pair.get(d, "test"))))]) for d in "ab"}
-
-    def save(step: int):
-        if not is_main:
-            return None
-        unwrapped = {n: accelerator.unwrap_model(m) for n, m in models.items()}
-        ckpt = {
-            "config": cfg_dict,
-            "method": cfg.method,
-            "nets": {n: _cpu_state(m) for n, m in unwrapped.items()},
-            "ema": {n: _cpu_state(m) for n, m in method.ema.items()},
-            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-            "rng": _rng_state(generator),
-            "extra": method.extra_state(),
-            "wall_seconds": wall_before + (time.time() - t_start),
-        }
-        path = save_checkpoint(ckpt, run.checkpoints, step, cfg.train.keep_checkpoints)
-        run.log(f"checkpoint {path.name}")
-        return path
-
-    def sample(step: int):
-        if not is_main:
-            return
-        method.eval()
-        rows = []
-        gen = torch.Generator().manual_seed(0)
-        for d in method.directions():
-            src = fixed[d[0]].to(accelerator.device)
-            with torch.no_grad():
-                out = method.translate(src, d, steps=getattr(method.cfg, "sample_steps", None), generator=gen)
-            rows += [src, out.images]
-        save_grid(rows, run.samples / f"step_{step:08d}.png")
-        method.nets.train()
-
-    wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
-    t_start = time.time()
-    steps = cfg.train.steps
-    last_scalars: dict = {}
-    stopped_early = False
-    iters = [iter(ld) for ld in loaders]
-    pbar = None
-    if is_main and cfg.train.progress:
-        from tqdm.auto import tqdm
-
-        pbar = tqdm(total=steps, initial=start_step, desc=f"train {cfg.method}", dynamic_ncols=True)
-    if is_main:
-        run.log(f"training {cfg.method} on {pair.name} ({pair.source}) from step {start_step} to {steps} "
+    rank, world = accelerator.process_index, accelerator.num_processes
+    fixed = {d: stack_dataset(pair.get(d, "test"), 8) for d in "ab"}
+    if accelerator.is_main_process:
+        run.log(f"training {cfg.method} on {pair.name} ({pair.source}) from step {start_step} to {cfg.train.steps} "
                 f"on {accelerator.device} x{world}")
-    method.nets.train()
-    step = start_step
-    window_t, window_n = time.time(), 0
-    last_good = latest_checkpoint(run.checkpoints)
-    last_saved = start_step
+    return TrainSession(cfg, run, accelerator, method, models, optimizers, schedulers, ctx,
+                        _batch_streams(method, cfg, pair, start_step, rank, world), fixed, start_step,
+                        float(state.get("wall_seconds", 0.0)) if state else 0.0, ckpt_path)
+
+
+def save_training_checkpoint(s: TrainSession, step: int) -> Path | None:
+    """Atomic checkpoint of step ``step`` (main process only; others return None)."""
+    if not s.is_main:
+        return None
+    unwrapped = {n: s.accelerator.unwrap_model(m) for n, m in s.models.items()}
+    ckpt = {
+        "config": s.cfg.to_dict(),
+        "method": s.cfg.method,
+        "nets": {n: _cpu_state(m) for n, m in unwrapped.items()},
+        "ema": {n: _cpu_state(m) for n, m in s.method.ema.items()},
+        "optimizers": {n: o.state_dict() for n, o in s.optimizers.items()},
+        "rng": _rng_state(s.ctx.generator),
+        "extra": s.method.extra_state(),
+        "wall_seconds": s.wall(),
+    }
+    path = save_checkpoint(ckpt, s.run.checkpoints, step, s.cfg.train.keep_checkpoints)
+    s.run.log(f"checkpoint {path.name}")
+    return path
+
+
+def save_sample_grid(s: TrainSession, step: int) -> None:
+    """Translate the first 8 test images of each trained direction into RUN/samples/step_N.png."""
+    if not s.is_main:
+        return
+    s.method.eval()
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for d in s.method.directions():
+        src = s.fixed[d[0]].to(s.accelerator.device)
+        with torch.no_grad():
+            out = s.method.translate(src, d, steps=getattr(s.method.cfg, "sample_steps", None), generator=gen)
+        rows += [src, out.images]
+    save_grid(rows, s.run.samples / f"step_{step:08d}.png")
+    s.method.nets.train()
+
+
+def train_one_step(s: TrainSession, step: int) -> dict[str, float]:
+    """The method's optimisation step ``step + 1`` on the next batches; refuses non-finite scalars."""
+    device = s.accelerator.device
+    batch_a, batch_b = (next(it).to(device) for it in s.batches)
+    if s.cfg.train.channels_last:
+        batch_a = batch_a.contiguous(memory_format=torch.channels_last)
+        batch_b = batch_b.contiguous(memory_format=torch.channels_last)
+    s.ctx.step = step
+    with s.accelerator.autocast():
+        scalars = s.method.train_step(s.ctx, batch_a, batch_b)
+    bad = [k for k, v in scalars.items() if not math.isfinite(v)]
+    if bad:
+        msg = (f"training diverged at step {step + 1}: {', '.join(f'{k}={scalars[k]}' for k in bad)}. "
+               f"No checkpoint was written for this step; the last good one is "
+               f"{s.last_good if s.last_good else 'none (no checkpoint yet)'}. Lower train.lr or raise "
+               f"train.grad_clip, then resume.")
+        if s.is_main:
+            s.run.log(msg)
+        raise TrainingError(msg)
+    scalars["_images"] = float(batch_a.shape[0] + batch_b.shape[0])
+    return scalars
+
+
+def advance_schedules(s: TrainSession, step: int) -> dict[str, float]:
+    """After optimisation step ``step``: step the LR schedules and the EMA copies. Returns the rates the step
+    trained at."""
+    step_lr = {n: o.param_groups[0]["lr"] for n, o in s.optimizers.items()}
+    for sch in s.schedulers.values():
+        sch.step()
+    decay = s.cfg.train.ema_decay if step > s.cfg.train.ema_start else 0.0
+    for n, ema in s.method.ema.items():
+        ema_update(ema, s.accelerator.unwrap_model(s.models[n]), decay)
+    return step_lr
+
+
+class _RateMeter:
+    """Images per second over the window since the last ``read``."""
+
+    def __init__(self):
+        self.t, self.n = time.time(), 0.0
+
+    def add(self, n: float) -> None:
+        self.n += n
+
+    def read(self) -> float:
+        ips = self.n / max(time.time() - self.t, 1e-9)
+        self.t, self.n = time.time(), 0.0
+        return ips
+
+
+def log_step(s: TrainSession, step: int, scalars: dict, step_lr: dict, ips: float, pbar) -> None:
+    """One metrics.jsonl line (main process) and the progress bar's postfix."""
+    record = {"step": step, **{k: round(v, 6) for k, v in scalars.items()}, "images_per_s": round(ips, 2),
+              "lr": step_lr, "wall_s": round(s.wall(), 1)}
+    if s.is_main:
+        s.run.append_metrics(record)
+    if pbar is not None:
+        pbar.set_postfix({k: f"{v:.4f}" for k, v in list(scalars.items())[:3]} | {"img/s": f"{ips:.1f}"})
+
+
+def _progress_bar(s: TrainSession):
+    if not (s.is_main and s.cfg.train.progress):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=s.cfg.train.steps, initial=s.start_step, desc=f"train {s.cfg.method}", dynamic_ncols=True)
+
+
+def fit(s: TrainSession, on_step=None) -> TrainResult:
+    """Run optimisation steps from ``s.start_step`` to ``train.steps``: log, sample, checkpoint, and stop
+    cleanly on Ctrl-C (checkpoint, then return with ``stopped_early``)."""
+    tc = s.cfg.train
+    s.t_start = time.time()
+    pbar, meter = _progress_bar(s), _RateMeter()
+    s.method.nets.train()
+    step, last_scalars, stopped_early, last_saved = s.start_step, {}, False, s.start_step
     with GracefulInterrupt() as interrupt:
-        while step < steps:
-            batch_a = next(iters[0]).to(accelerator.device)
-            batch_b = next(iters[1]).to(accelerator.device)
-            if cfg.train.channels_last:
-                batch_a = batch_a.contiguous(memory_format=torch.channels_last)
-                batch_b = batch_b.contiguous(memory_format=torch.channels_last)
-            ctx.step = step
-            with accelerator.autocast():
-                scalars = method.train_step(ctx, batch_a, batch_b)
-            bad = [k for k, v in scalars.items() if not math.isfinite(v)]
-            if bad:
-                msg = (f"training diverged at step {step + 1}: {', '.join(f'{k}={scalars[k]}' for k in bad)}. "
-                       f"No checkpoint was written for this step; the last good one is "
-                       f"{last_good if last_good else 'none (no checkpoint yet)'}. Lower train.lr or raise "
-                       f"train.grad_clip, then resume.")
-                if is_main:
-                    run.log(msg)
-                raise TrainingError(msg)
+        while step < tc.steps:
+            scalars = train_one_step(s, step)
+            meter.add(scalars.pop("_images") * s.accelerator.num_processes)
             step += 1
-            step_lr = {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}  # the rate this step used
-            for sch in schedulers.values():
-                sch.step()
-            decay = cfg.train.ema_decay if step > cfg.train.ema_start else 0.0
-            for n, ema in method.ema.items():
-                ema_update(ema, accelerator.unwrap_model(models[n]), decay)
-            window_n += (batch_a.shape[0] + batch_b.shape[0]) * world
+            step_lr = advance_schedules(s, step)
             last_scalars = scalars
             if pbar is not None:
                 pbar.update(1)
-            if step % cfg.train.log_every == 0 or step == steps:
-                ips = window_n / max(time.time() - window_t, 1e-9)
-                window_t, window_n = time.time(), 0
-                record = {"step": step, **{k: round(v, 6) for k, v in scalars.items()},
-                          "images_per_s": round(ips, 2),
-                          "lr": step_lr,
-                          "wall_s": round(wall_before + time.time() - t_start, 1)}
-                if is_main:
-                    run.append_metrics(record)
-                if pbar is not None:
-                    pbar.set_postfix({k: f"{v:.4f}" for k, v in list(scalars.items())[:3]} | {"img/s": f"{ips:.1f}"})
-            if cfg.train.sample_every and step % cfg.train.sample_every == 0 and step < steps:
-                sample(step)
-            if step % cfg.train.checkpoint_every == 0 or step == steps or interrupt.requested:
-                accelerator.wait_for_everyone()
-                last_good = save(step) or last_good
+            if step % tc.log_every == 0 or step == tc.steps:
+                log_step(s, step, scalars, step_lr, meter.read(), pbar)
+            if tc.sample_every and step % tc.sample_every == 0 and step < tc.steps:
+                save_sample_grid(s, step)
+            if step % tc.checkpoint_every == 0 or step == tc.steps or interrupt.requested:
+                s.accelerator.wait_for_everyone()
+                s.last_good = save_training_checkpoint(s, step) or s.last_good
                 last_saved = step
             if on_step is not None:
-                on_step(step, method)
+                on_step(step, s.method)
             if interrupt.requested:
                 if last_saved != step:  # the interrupt landed after this step's checkpoint decision
-                    last_good = save(step) or last_good
+                    s.last_good = save_training_checkpoint(s, step) or s.last_good
                 stopped_early = True
-                if is_main:
-                    run.log(f"interrupted at step {step}; resume with the same command")
+                if s.is_main:
+                    s.run.log(f"interrupted at step {step}; resume with the same command")
                 break
     if pbar is not None:
         pbar.close()
-    wall = wall_before + time.time() - t_start
     if not stopped_early:
-        sample(step)
-    if is_main and step > start_step:
-        # the record of how the weights were made; an interrupted run records where it stopped, so that a run
-        # stopped for time (and exported as it is) still says its steps, wall time and last losses
-        run.write_json("train_record.json", {
-            "method": cfg.method, "steps": step, "target_steps": steps, "completed": not stopped_early,
-            "wall_seconds": round(wall, 1), "device": str(accelerator.device), "processes": world,
-            "hardware": hardware_string(), "final": {k: round(v, 6) for k, v in last_scalars.items()}})
-        if not stopped_early:
-            run.log(f"finished at step {step} in {wall:.0f} s")
-    return TrainResult(run.path, step, stopped_early, wall, last_scalars, method)
+        save_sample_grid(s, step)
+    wall = s.wall()
+    if s.is_main and step > s.start_step:
+        write_train_record(s, step, stopped_early, wall, last_scalars)
+    return TrainResult(s.run.path, step, stopped_early, wall, last_scalars, s.method)
+
+
+def write_train_record(s: TrainSession, step: int, stopped_early: bool, wall: float, last_scalars: dict) -> None:
+    """RUN/train_record.json: how the weights were made. An interrupted run records where it stopped, so a
+    run stopped for time (and exported as it is) still says its steps, wall time and last losses."""
+    s.run.write_json("train_record.json", {
+        "method": s.cfg.method, "steps": step, "target_steps": s.cfg.train.steps, "completed": not stopped_early,
+        "wall_seconds": round(wall, 1), "device": str(s.accelerator.device),
+        "processes": s.accelerator.num_processes, "hardware": hardware_string(),
+        "final": {k: round(v, 6) for k, v in last_scalars.items()}})
+    if not stopped_early:
+        s.run.log(f"finished at step {step} in {wall:.0f} s")
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:
@@ -467,47 +572,3 @@ def hardware_string() -> str:
     import platform
 
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-# --------------------------------------------------------------------------------------------------
-# loading a trained method
-
-
-def load_method(run_or_ckpt: str | Path, map_location: str = "cpu", as_method: str | None = None,
-                overrides: dict | None = None) -> tuple[Method, Config, dict]:
-    """Method with trained (and EMA) weights from a run directory or a checkpoint file.
-
-    ``as_method`` reinterprets the weights as a compatible method (a DDIB run as 'sdedit'); ``overrides``
-    are plain {'model.key': value} changes of inference settings.
-    """
-    path = Path(run_or_ckpt)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        from translab.export import load_inference_folder
-
-        state, ckpt = load_inference_folder(path), path / "model.safetensors"
-    else:
-        ckpt = latest_checkpoint(path / "checkpoints") if path.is_dir() else path
-        if ckpt is None:
-            raise CheckpointError(f"no checkpoint found in {path / 'checkpoints'}")
-        state = load_checkpoint(ckpt, map_location)
-    data = copy.deepcopy(state["config"])
-    if as_method:
-        data["method"] = as_method
-    from translab.config import apply_override
-
-    for key, value in (overrides or {}).items():
-        apply_override(data, key.split("."), value)
-    cfg = build_config(data)
-    method = build_method(cfg)
-    try:
-        for n, sd in state["nets"].items():
-            method.nets[n].load_state_dict(sd)
-        for n, sd in state.get("ema", {}).items():
-            method.ema[n] = copy.deepcopy(method.nets[n]).requires_grad_(False)
-            method.ema[n].load_state_dict(sd)
-        method.load_extra_state(state.get("extra", {}))
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{ckpt} does not match the {cfg.method} model its config describes: "
-                              f"{str(e).splitlines()[0][:300]}") from None
-    method.to(map_location).eval()
-    return method, cfg, {"checkpoint": str(ckpt), "step": int(state["step"]), "wall_seconds": state.get("wall_seconds")}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -77,10 +78,10 @@ def reconstruction_sweep(bridge, x_a: torch.Tensor, x_b: torch.Tensor, steps_lis
     for steps in steps_list:
         t0 = time.perf_counter()
 
-        def enc(d):
+        def enc(d, steps=steps):
             return lambda v: bridge.encode(v, d, steps)
 
-        def dec(d):
+        def dec(d, steps=steps):
             return lambda v: bridge.decode(v, d, steps)
 
         log(f"[reconstruction] steps={steps}: encode/decode A ({x_a.shape[0]} images)")
@@ -203,6 +204,21 @@ def _check_finite(z: torch.Tensor, what: str) -> None:
         raise MethodError(f"{what}: {bad} latent values are not finite; the model's weights or steps are unusable")
 
 
+@dataclass
+class _Study:
+    """What every section of the DDIB latent analysis reads: test images and latents per domain."""
+
+    method: object
+    pair: object
+    out: Path
+    head: dict
+    x: dict
+    z: dict
+    steps: int
+    seed: int
+    log: Log
+
+
 def analyse_ddib(method, pair, out_dir: str | Path, *, limit: int | None = None, sweep_limit: int = 32,
                  steps: int | None = None, sweep_steps: list[int] | None = None, batch_size: int = 64,
                  device: str = "cpu", seed: int = 0, header: dict | None = None, log: Log = print) -> list[Path]:
@@ -213,6 +229,26 @@ def analyse_ddib(method, pair, out_dir: str | Path, *, limit: int | None = None,
     the model's default). Returns the written paths.
     """
     from translab.data.base import stack_dataset
+
+    _check_both_domains_trained(method)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = steps or method.default_steps()
+    head = dict(header or {}, steps=steps, nfe_per_encoding=len(method.timesteps(steps)), seed=seed)
+    x = {d: stack_dataset(pair.get(d, "test"), limit).float() for d in "ab"}
+    z = {}
+    for d in "ab":
+        log(f"[encode] domain {d.upper()}: {x[d].shape[0]} test images, {steps} DDIM steps")
+        z[d] = batched(lambda v, d=d: method.encode(v, d, steps), x[d], batch_size, device)
+        _check_finite(z[d], f"latents of domain {d}")
+    st = _Study(method, pair, out, head, x, z, steps, seed, log)
+    written = _gaussianity_section(st) + _probe_and_geometry_sections(st)
+    written += _interpolation_section(st, device)
+    written += _reconstruction_section(st, sweep_limit, sweep_steps, batch_size, device)
+    return written
+
+
+def _check_both_domains_trained(method) -> None:
     from translab.methods.base import MethodError
 
     untrained = [d for d in "ab" if d not in getattr(method.cfg, "train_domains", "ab")]
@@ -220,68 +256,65 @@ def analyse_ddib(method, pair, out_dir: str | Path, *, limit: int | None = None,
         raise MethodError(f"this DDIB model trained only domain(s) {', '.join(method.cfg.train_domains)}; the latent "
                           f"analysis encodes both domains with their own models, and domain "
                           f"{', '.join(untrained)} has untrained weights")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    steps = steps or method.default_steps()
-    head = dict(header or {}, steps=steps, nfe_per_encoding=len(method.timesteps(steps)), seed=seed)
-    written: list[Path] = []
-    x = {d: stack_dataset(pair.get(d, "test"), limit).float() for d in "ab"}
-    z = {}
-    for d in "ab":
-        log(f"[encode] domain {d.upper()}: {x[d].shape[0]} test images, {steps} DDIM steps")
-        z[d] = batched(lambda v, d=d: method.encode(v, d, steps), x[d], batch_size, device)
-        _check_finite(z[d], f"latents of domain {d}")
 
-    log("[gaussianity] per-image statistics beside N(0, I) samples")
-    gauss = {d: gaussianity_report(z[d], seed + i) for i, d in enumerate("ab")}
-    written.append(write_json(out / "ddib_gaussianity.json", {**head, "domains": gauss, "what": (
-        "per-image statistics of the latents (each domain encoded by its own model), summarised over images, "
-        "beside the same statistics of seeded N(0, I) samples of the same shape and count")}))
-    written.append(figures.latent_histogram({"latents A": z["a"], "latents B": z["b"],
-                                             "N(0, I) sample": reference_normal(z["a"].shape, seed)},
-                                            out / "ddib_latent_histogram.png"))
 
-    log("[probes] linear probes of hue and domain on latents, images and noise")
+def _gaussianity_section(st: _Study) -> list[Path]:
+    st.log("[gaussianity] per-image statistics beside N(0, I) samples")
+    gauss = {d: gaussianity_report(st.z[d], st.seed + i) for i, d in enumerate("ab")}
+    return [write_json(st.out / "ddib_gaussianity.json", {**st.head, "domains": gauss, "what": (
+                "per-image statistics of the latents (each domain encoded by its own model), summarised over "
+                "images, beside the same statistics of seeded N(0, I) samples of the same shape and count")}),
+            figures.latent_histogram({"latents A": st.z["a"], "latents B": st.z["b"],
+                                      "N(0, I) sample": reference_normal(st.z["a"].shape, st.seed)},
+                                     st.out / "ddib_latent_histogram.png")]
+
+
+def _probe_and_geometry_sections(st: _Study) -> list[Path]:
+    st.log("[probes] linear probes of hue and domain on latents, images and noise")
+    x, z, seed = st.x, st.z, st.seed
     n_a, n_b = x["a"].shape[0], x["b"].shape[0]
     labels = torch.cat([torch.zeros(n_a, dtype=torch.long), torch.ones(n_b, dtype=torch.long)])
-    hue_a, hue_b = _meta(pair, "a", "hue", n_a), _meta(pair, "b", "hue", n_b)
+    hue_a, hue_b = _meta(st.pair, "a", "hue", n_a), _meta(st.pair, "b", "hue", n_b)
     hue = torch.cat([hue_a, hue_b]) if hue_a is not None and hue_b is not None else None
     z_all, x_all = torch.cat([z["a"], z["b"]]), torch.cat([x["a"], x["b"]])
     probes = probe_suite({"latents": z_all, "images": x_all, "noise": reference_normal(z_all.shape, seed + 7)},
-                         labels, hue, seed, class_names=list(pair.domain_names))
-    log(probe_lines(probes))
-    written.append(write_json(out / "ddib_probes.json", {**head, "probes": probes, "what": (
+                         labels, hue, seed, class_names=list(st.pair.domain_names))
+    st.log(probe_lines(probes))
+    written = [write_json(st.out / "ddib_probes.json", {**st.head, "probes": probes, "what": (
         "held-out scores of linear probes: hue by ridge regression of (cos, sin) (mean circular error, degrees; "
         "chance 90), domain class by L2 logistic regression (accuracy; chance = majority share); 'noise' is a "
-        "seeded N(0, I) tensor of the latents' shape (a chance-level control)")}))
-
-    log("[geometry] PCA and Frechet distance between the latents of A and B")
+        "seeded N(0, I) tensor of the latents' shape (a chance-level control)")})]
+    st.log("[geometry] PCA and Frechet distance between the latents of A and B")
     coords, share = pca_2d(z_all)
-    written.append(figures.pca_scatter(coords, labels, out / "ddib_latent_pca.png", tuple(pair.domain_names), hue,
-                                       share, title=f"PCA of DDIB latents ({steps} steps)"))
+    written.append(figures.pca_scatter(coords, labels, st.out / "ddib_latent_pca.png", tuple(st.pair.domain_names),
+                                       hue, share, title=f"PCA of DDIB latents ({st.steps} steps)"))
     frechet = frechet_report(z["a"], z["b"], x["a"], x["b"], seed) if min(n_a, n_b) >= 2 else {
         "available": False, "reason": "fewer than 2 images in a domain"}
-    written.append(write_json(out / "ddib_geometry.json", {**head, "pca_variance_share": share,
-                                                            "frechet": frechet}))
-
-    if n_a >= 2:
-        log("[interpolation] slerp between source latents, decoded in the target domain")
-        rows, alphas = interpolation_rows(method, x["a"], "a", "b", steps, device=device)
-        col_labels = ["input 1"] + [f"{a:.2f}" for a in alphas] + ["input 2"]
-        written.append(figures.image_table(rows, out / "ddib_interpolation.png",
-                                           row_labels=[f"pair {i + 1}" for i in range(len(rows))],
-                                           col_labels=col_labels,
-                                           title="slerp between two A latents, decoded by the B model"))
-    else:
-        log("[interpolation] skipped: needs at least 2 images of domain A")
-
-    k = min(sweep_limit, n_a, n_b)
-    sweep_list = list(sweep_steps or DEFAULT_SWEEP)
-    log(f"[reconstruction] sweep over steps {sweep_list} on {k} images per domain")
-    sweep = reconstruction_sweep(method, x["a"][:k], x["b"][:k], sweep_list, batch_size, device, log)
-    written.append(write_json(out / "ddib_reconstruction.json", {**head, "sweep": sweep}))
-    written.append(figures.steps_sweep_plot({**sweep, "n_images": k}, out / "ddib_reconstruction.png"))
+    written.append(write_json(st.out / "ddib_geometry.json", {**st.head, "pca_variance_share": share,
+                                                               "frechet": frechet}))
     return written
+
+
+def _interpolation_section(st: _Study, device: str) -> list[Path]:
+    if st.x["a"].shape[0] < 2:
+        st.log("[interpolation] skipped: needs at least 2 images of domain A")
+        return []
+    st.log("[interpolation] slerp between source latents, decoded in the target domain")
+    rows, alphas = interpolation_rows(st.method, st.x["a"], "a", "b", st.steps, device=device)
+    col_labels = ["input 1"] + [f"{a:.2f}" for a in alphas] + ["input 2"]
+    return [figures.image_table(rows, st.out / "ddib_interpolation.png",
+                                row_labels=[f"pair {i + 1}" for i in range(len(rows))], col_labels=col_labels,
+                                title="slerp between two A latents, decoded by the B model")]
+
+
+def _reconstruction_section(st: _Study, sweep_limit: int, sweep_steps: list[int] | None, batch_size: int,
+                            device: str) -> list[Path]:
+    k = min(sweep_limit, st.x["a"].shape[0], st.x["b"].shape[0])
+    sweep_list = list(sweep_steps or DEFAULT_SWEEP)
+    st.log(f"[reconstruction] sweep over steps {sweep_list} on {k} images per domain")
+    sweep = reconstruction_sweep(st.method, st.x["a"][:k], st.x["b"][:k], sweep_list, batch_size, device, st.log)
+    return [write_json(st.out / "ddib_reconstruction.json", {**st.head, "sweep": sweep}),
+            figures.steps_sweep_plot({**sweep, "n_images": k}, st.out / "ddib_reconstruction.png")]
 
 
 def probe_lines(probes: dict) -> str:

@@ -79,7 +79,7 @@ def _ridge_predictors(x_fit: torch.Tensor, y_fit: torch.Tensor, lambdas: list[fl
 
 def _circular_error_deg(pred_cs: torch.Tensor, hue_deg: torch.Tensor) -> torch.Tensor:
     """Predicted (cos, sin) (N, 2) and true hue (N,) in degrees -> circular distance (N,) in [0, 180]."""
-    from translab.data.cmnist import hue_distance
+    from translab.metrics.color import hue_distance
 
     pred = torch.rad2deg(torch.atan2(pred_cs[:, 1], pred_cs[:, 0])) % 360.0
     return hue_distance(pred, hue_deg.double())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -29,19 +30,6 @@ OUTPUTS_SHOWN = 12
 def default_release_ts(num_timesteps: int) -> list[int]:
     """round(f (T - 1)) for f in DEFAULT_FRACTIONS, without repeats."""
     return list(dict.fromkeys(round(f * (num_timesteps - 1)) for f in DEFAULT_FRACTIONS))
-
-
-class Released:
-    """A view of a UnitDDPM whose ``translate`` always uses release time ``release_t`` (for translate_all)."""
-
-    def __init__(self, method, release_t: int):
-        self.method = method
-        self.name = method.name
-        self.release_t = method.check_release(release_t)
-
-    def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
-        return self.method.translate(x, direction, steps=steps, generator=generator, return_latents=return_latents,
-                                     progress=progress, release_t=self.release_t)
 
 
 def _value(entry: dict | None, key: str = "value"):
@@ -79,28 +67,13 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def sweep_metrics(x: torch.Tensor, y: torch.Tensor, real_f: dict, extractors, clf, target_name: str,
-                  dataset: str, batch_size: int, seed: int) -> dict:
-    """translab evaluate's metrics of inputs x and translations y (N, 3, H, W) in [-1, 1]."""
-    from translab.evaluation import HUE_DATASETS, MSE_UNITS, classifier_accuracy, features_for
-    from translab.metrics.color import hue_error, transport_cost
-    from translab.metrics.frechet import labelled_distances
-
-    metrics = {"fid_kid": labelled_distances(extractors, real_f, features_for(extractors, y), seed=seed),
-               "transport_cost": {"value": transport_cost(x, y), "units": MSE_UNITS}}
-    if dataset in HUE_DATASETS:
-        metrics["hue_error"] = hue_error(x, y)
-    key = "target_accuracy" if dataset == "cmnist" else "attribute_accuracy"
-    metrics[key] = classifier_accuracy(clf, y, target_name, batch_size)
-    return metrics
-
-
 def chains_picture(method, x: torch.Tensor, direction: str, steps: int | None, release_t: int, path: Path,
                    device: str, seed: int) -> Path:
     """Both chains (source state above target state) at the recorded timesteps for the first few inputs."""
     gen = torch.Generator().manual_seed(seed)
     x = x[:CHAIN_INPUTS].to(device)
-    tr = method.translate(x, direction, steps=steps, generator=gen, return_latents=True, release_t=release_t)
+    tr = method.with_inference(release_t=release_t).translate(x, direction, steps=steps, generator=gen,
+                                                              return_latents=True)
     lat = tr.latents
     ts = lat["timesteps"].tolist()
     src, tgt = direction.split("2")
@@ -142,8 +115,7 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
     unit_release_outputs.png (the first inputs' translations at each t_r), unit_generators.png and
     unit_chains.png. Each value translates the same inputs with the same seed. Returns the written paths."""
     from translab.data.base import stack_dataset
-    from translab.evaluation import (EvalOptions, _target_name, build_extractors, features_for, reference_key,
-                                     translate_all)
+    from translab.evaluation import EvalOptions, build_extractors, measure_outputs, target_class_name
     from translab.methods.base import MethodError, check_direction
 
     out = Path(out_dir)
@@ -161,18 +133,29 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
     real = stack_dataset(pair.get(tgt, "test"), limit).float()
     opts = EvalOptions(direction=direction, batch_size=batch_size, device=device, seed=seed, inception=inception,
                        classifier_path=classifier_path, progress=False)
-    extractors, clf = build_extractors(dataset, opts)
-    real_f = features_for(extractors, real, reference_key(tgt))
-    target_name = _target_name(pair, tgt, dataset)
+    measure = partial(measure_outputs, real=real, dataset=dataset, target_name=target_class_name(pair, tgt, dataset),
+                      tgt=tgt, opts=opts, built=build_extractors(dataset, opts))
+    entries, rows, shown = _sweep(method, x, measure, release_ts, direction, steps, batch_size, device, seed, log)
+    head = dict(header or {}, direction=direction, steps=steps, seed=seed, num_timesteps=T,
+                n_inputs=int(x.shape[0]), n_reference=int(real.shape[0]), limit=limit)
+    written = _write_tables(out, head, rows, entries, direction, steps, x.shape[0])
+    written += _write_pictures(method, pair, out, x, shown, rows, release_ts, direction, steps, device, seed, log)
+    return written
+
+
+def _sweep(method, x, measure, release_ts, direction, steps, batch_size, device, seed, log) -> tuple[list, list, list]:
+    """Translate x at each t_r with the same seed and measure it (``measure(x, y)``) -> (entries, flat rows,
+    first outputs)."""
+    from translab.evaluation import translate_all
 
     entries, rows, shown = [], [], []
     for t_r in release_ts:
         log(f"[release] t_r={t_r}: translating {x.shape[0]} images {direction} with {steps} steps")
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(seed)
-        y, nfe, seconds = translate_all(Released(method, t_r), x, direction, steps, batch_size, device, gen,
+        y, nfe, seconds = translate_all(method.with_inference(release_t=t_r), x, direction, steps, batch_size, device, gen,
                                         False, f"t_r={t_r}")
-        metrics = sweep_metrics(x, y, real_f, extractors, clf, target_name, dataset, batch_size, seed)
+        metrics = measure(x, y)
         row = flat_row(t_r, nfe, metrics)
         rows.append(row)
         shown.append(y[:OUTPUTS_SHOWN])
@@ -181,24 +164,32 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
         log(f"[release] t_r={t_r}: " + ", ".join(f"{label} {'n/a' if row[k] is None else f'{row[k]:.4g}'}"
                                                  for k, label in COLUMNS[2:]) +
             f" ({time.perf_counter() - t0:.1f} s)")
+    return entries, rows, shown
 
-    head = dict(header or {}, direction=direction, steps=steps, seed=seed, num_timesteps=T,
-                n_inputs=int(x.shape[0]), n_reference=int(real.shape[0]), limit=limit)
+
+def _write_tables(out: Path, head: dict, rows: list, entries: list, direction: str, steps: int,
+                  n_inputs: int) -> list[Path]:
     written = [write_json(out / "unit_release_sweep.json", {**head, "table": rows, "entries": entries, "what": (
         "for each release time t_r, the source test images translated with the same seed and measured as "
         "`translab evaluate` measures (FID/KID against the target domain's real test images)")})]
     md = out / "unit_release_sweep.md"
-    md.write_text(f"# UNIT-DDPM release-time sweep ({direction}, {steps} steps, {x.shape[0]} inputs)\n\n"
+    md.write_text(f"# UNIT-DDPM release-time sweep ({direction}, {steps} steps, {n_inputs} inputs)\n\n"
                   + markdown_table(rows) + "\n")
     written.append(md)
+    return written
 
+
+def _write_pictures(method, pair, out: Path, x, shown: list, rows: list, release_ts: list, direction: str,
+                    steps: int, device: str, seed: int, log) -> list[Path]:
+    """The trade-off plot, the outputs at each t_r, the generators and the two chains."""
+    src = direction.split("2")[0]
     panels = [(k, label) for k, label in COLUMNS[2:] if any(r[k] is not None for r in rows)]
     faith = "hue_error_deg" if any(r["hue_error_deg"] is not None for r in rows) else "transport_cost"
     real_key = next((k for k in ("fid_classifier", "fid_inception", "accuracy") if any(r[k] is not None for r in rows)),
                     None)
-    written.append(figures.release_tradeoff_plot(rows, panels, (faith, real_key) if real_key else None,
-                                                 out / "unit_release_tradeoff.png",
-                                                 f"UNIT-DDPM {direction}: release time sweep ({x.shape[0]} inputs)"))
+    written = [figures.release_tradeoff_plot(rows, panels, (faith, real_key) if real_key else None,
+                                             out / "unit_release_tradeoff.png",
+                                             f"UNIT-DDPM {direction}: release time sweep ({x.shape[0]} inputs)")]
     n_show = min(OUTPUTS_SHOWN, x.shape[0])
     written.append(figures.image_table(
         [x[:n_show]] + shown, out / "unit_release_outputs.png",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from translab.commands.common import non_negative_int, output_file, positive_float, positive_int, seed_int
+
 TASKS = ("cmnist", "celeba-gender")
 
 
@@ -13,31 +15,44 @@ def register(sub) -> None:
     csub = p.add_subparsers(dest="classifier_command", metavar="ACTION")
     t = csub.add_parser("train", help="train a classifier")
     t.add_argument("task", choices=TASKS, help="cmnist: 10-digit colour-robust reader; celeba-gender: A vs B")
-    t.add_argument("--out", help="output .safetensors (default: the shipped file for cmnist, "
-                                 "runs/classifiers/celeba-gender.safetensors for celeba-gender)")
+    t.add_argument("--out", help="output .safetensors, or a folder for <task>.safetensors (default: the shipped "
+                                 "file for cmnist, runs/classifiers/celeba-gender.safetensors for celeba-gender)")
     t.add_argument("--data-root", help="MNIST root (cmnist; default $TRANSLAB_DATA) or the CelebA folder")
-    t.add_argument("--epochs", type=int, default=3, help="cmnist: passes over the 60,000 training digits")
-    t.add_argument("--steps", type=int, default=3000, help="celeba-gender: optimisation steps")
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--image-size", type=int, default=None, help="celeba-gender: image side (default 64)")
+    t.add_argument("--epochs", type=positive_int, default=3, help="cmnist: passes over the 60,000 training digits")
+    t.add_argument("--steps", type=positive_int, default=3000, help="celeba-gender: optimisation steps")
+    t.add_argument("--batch-size", type=positive_int, default=128)
+    t.add_argument("--lr", type=positive_float, default=2e-3)
+    t.add_argument("--image-size", type=positive_int, default=None, help="celeba-gender: image side (default 64)")
     t.add_argument("--dataset", default="celeba", help="celeba-gender: the domain pair's dataset "
                                                         "(celeba, or folders/synthetic for any A-vs-B pair)")
-    t.add_argument("--limit", type=int, default=None, help="celeba-gender: at most this many images per domain")
-    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch default)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--limit", type=positive_int, default=None,
+                   help="celeba-gender: at most this many images per domain")
+    t.add_argument("--threads", type=non_negative_int, default=1, help="torch CPU threads (0: torch default)")
+    t.add_argument("--seed", type=seed_int, default=0)
     t.set_defaults(func=run_train)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 
+def classifier_out(task: str, out: str | None) -> Path:
+    """The .safetensors file to write: --out itself, --out/<task>.safetensors for a folder, or the default."""
+    if out:
+        path = output_file(out, f"{task}.safetensors", ".safetensors")
+        return path.with_suffix(".safetensors")  # save_classifier wants the suffix in lower case
+    if task == "cmnist":
+        from translab.metrics.classifier import SHIPPED
+
+        return Path(__file__).resolve().parents[1] / "weights" / SHIPPED["cmnist"]
+    return Path("runs/classifiers/celeba-gender.safetensors")
+
+
 def run_train(args) -> int:
-    from translab.metrics.classifier import (SHIPPED, TrainSettings, save_classifier, train_digit_classifier,
-                                             train_domain_classifier)
+    from translab.metrics.classifier import save_classifier
+    from translab.metrics.classifier_training import TrainSettings, train_digit_classifier, train_domain_classifier
 
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              threads=args.threads)
+    out = classifier_out(args.task, args.out)  # checked before training, so that no trained model is lost
     if args.task == "cmnist":
-        out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "weights" / SHIPPED["cmnist"]
         model, record = train_digit_classifier(args.data_root, settings)
         record["command"] = f"translab classifier train cmnist --epochs {args.epochs} --batch-size {args.batch_size} " \
                             f"--lr {args.lr} --threads {args.threads} --seed {args.seed}"
@@ -45,7 +60,6 @@ def run_train(args) -> int:
         from translab.config import DataConfig
         from translab.data import build_domain_pair
 
-        out = Path(args.out or "runs/classifiers/celeba-gender.safetensors")
         cfg = DataConfig(dataset=args.dataset, root=args.data_root, image_size=args.image_size or 64, limit=args.limit)
         pair = build_domain_pair(cfg)
         model, record = train_domain_classifier(pair, steps=args.steps, settings=settings)

@@ -11,8 +11,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from translab.commands.common import check_folder_path
     from translab.report.compare import write_report
 
+    check_folder_path(args.out, "--out")  # before any work: a file there is a one-line error
     info = write_report(args.runs, args.out, args.title)
     print(f"{info['entries']} evaluations, {info['figures']} figures, {info['analysis_items']} analysis items")
     print(f"wrote {info['markdown']} and {info['html']}")

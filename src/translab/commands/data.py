@@ -1,6 +1,8 @@
 """`translab data list` and `translab data show DATASET [--data-root DIR] [--set data.key=value ...]
-[--out FILE.png] [-n 8]`: what data translab can load, and what a dataset looks like once loaded."""
+[--out DIR | FILE.png] [-n 8]`: what data translab can load, and what a dataset looks like once loaded."""
 from __future__ import annotations
+
+from translab.commands.common import output_file, positive_int
 
 #: image side used by `data show` when --set data.image_size is not given (DataConfig's default is 32)
 SHOW_IMAGE_SIZE = {"celeba": 64, "folders": 64}
@@ -16,8 +18,8 @@ def register(sub) -> None:
     ps.add_argument("--data-root", help="data folder; shorthand for --set data.root=DIR")
     ps.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                     help="data setting, e.g. --set data.image_size=64 or data.digit_b=7 (repeatable)")
-    ps.add_argument("--out", help="PNG grid path (default data-<dataset>.png in the current folder)")
-    ps.add_argument("-n", type=int, default=8, help="images per grid row (default 8)")
+    ps.add_argument("--out", help="folder for data-<dataset>.png, or a .png path (default: the current folder)")
+    ps.add_argument("-n", type=positive_int, default=8, help="images per grid row (default 8)")
     ps.set_defaults(func=run_show)
     p.set_defaults(func=lambda args: p.print_help() or 0)
 
@@ -33,7 +35,7 @@ def run_list(args) -> int:
 
 def data_config(dataset: str, data_root: str | None, overrides: list[str]):
     """DataConfig from a dataset name, an optional root and ``data.key=value`` overrides (typed, validated)."""
-    from translab.config import ConfigError, DataConfig, from_dict, parse_override
+    from translab.config import ConfigError, DataConfig, check_data_ranges, from_dict, parse_override
 
     values: dict = {"dataset": dataset}
     if data_root:
@@ -44,7 +46,9 @@ def data_config(dataset: str, data_root: str | None, overrides: list[str]):
             raise ConfigError(f"`translab data show` takes only data settings (data.KEY=VALUE), got '{text}'")
         values[path[1]] = value
     values.setdefault("image_size", SHOW_IMAGE_SIZE.get(dataset, DataConfig.image_size))
-    return from_dict(DataConfig, values, prefix="data")
+    cfg = from_dict(DataConfig, values, prefix="data")
+    check_data_ranges(cfg)
+    return cfg
 
 
 def run_show(args) -> int:
@@ -59,6 +63,7 @@ def run_show(args) -> int:
 
         raise ConfigError(f"-n must be at least 1, got {args.n}")
     cfg = data_config(args.dataset, args.data_root, args.overrides)
+    grid_path = output_file(args.out or ".", f"data-{cfg.dataset}.png", ".png")  # before the data is loaded
     pair = build_domain_pair(cfg)
     print(f"dataset: {pair.name} ({cfg.dataset}{', reversed' if cfg.reverse else ''})")
     print(f"source: {pair.source}")
@@ -74,6 +79,6 @@ def run_show(args) -> int:
             ds = pair.get(d, s)
             rows.append(torch.stack([ds[i] for i in range(min(args.n, len(ds)))]))
             labels.append(f"{d.upper()} {s}")
-    out = save_grid(rows, args.out or f"data-{cfg.dataset}.png")
+    out = save_grid(rows, grid_path)
     print(f"grid: {out} (rows: {', '.join(labels)})")
     return 0

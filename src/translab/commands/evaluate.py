@@ -4,25 +4,29 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from translab.commands.common import device_name, non_negative_int, positive_int, seed_int
+
     p = sub.add_parser("evaluate", help="measure a trained run (FID/KID with two extractors, accuracy, hue, cost)")
     p.add_argument("--run", required=True, help="run directory (or a checkpoint file's run directory)")
     p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"))
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the method's own)")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: the method's own)")
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="use only the first N test images of each domain (quick checks; FID is then biased)")
     p.add_argument("--as", dest="as_method", default=None, help="evaluate the weights as another method, e.g. sdedit")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="inference override, e.g. --set model.t0=0.5 (repeatable)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator of stochastic methods")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--device", type=device_name, default=None,
+                   help="cpu | cuda | cuda:N (default: cuda when available)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the torch.Generator of stochastic methods")
     p.add_argument("--classifier", default=None,
                    help="classifier .safetensors for classifier FID and attribute accuracy "
                         "(cmnist default: the shipped digit reader)")
     p.add_argument("--no-inception", action="store_true", help="skip Inception FID/KID (reported as skipped)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--cycle-limit", type=int, default=None, help="measure cycle error on the first N inputs only")
+    p.add_argument("--cycle-limit", type=positive_int, default=None,
+                   help="measure cycle error on the first N inputs only")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (faster on long runs)")
     p.set_defaults(func=run)
 

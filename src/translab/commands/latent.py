@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-METHODS = ("ddib", "unit-ddpm")
+#: what `translab latent` studies, by the capability a method has (translab.methods.base)
+ANALYSES = "DDIB-style latent bridges (encode/decode) and UNIT-DDPM-style released chains"
 
 
 def int_list(text: str) -> list[int]:
@@ -26,14 +27,16 @@ def int_list(text: str) -> list[int]:
 
 
 def register(sub) -> None:
+    from translab.commands.common import device_name, non_negative_int, positive_int, seed_int
+
     p = sub.add_parser("latent", help="latent-space analysis of a DDIB or UNIT-DDPM run (RUN/analysis/*.json, *.png)")
     p.add_argument("--run", required=True, help="run directory, checkpoint file, or shipped model name")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="test images per domain for statistics, probes, PCA, Frechet (DDIB) or inputs per t_r "
                         "(UNIT-DDPM); default: all")
-    p.add_argument("--sweep-limit", type=int, default=32,
+    p.add_argument("--sweep-limit", type=positive_int, default=32,
                    help="DDIB: images per domain for the reconstruction/cycle sweep (default 32; capped by --limit)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's own)")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: the model's own)")
     p.add_argument("--sweep-steps", type=int_list, default=None,
                    help="DDIB: DDIM step counts of the reconstruction sweep (default 10,20,50,100,250,1000)")
     p.add_argument("--release-ts", type=int_list, default=None,
@@ -41,10 +44,11 @@ def register(sub) -> None:
                         "write --release-ts=-1,... when the list starts with -1")
     p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="UNIT-DDPM: translation direction")
     p.add_argument("--out-dir", default=None, help="output folder (default: RUN/analysis)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--device", type=device_name, default=None,
+                   help="cpu | cuda | cuda:N (default: cuda when available)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--classifier", default=None, help="UNIT-DDPM: classifier .safetensors (cmnist: the shipped one)")
     p.add_argument("--no-inception", action="store_true", help="UNIT-DDPM: skip Inception FID (reported as skipped)")
     p.set_defaults(func=run)
@@ -69,9 +73,9 @@ def run(args) -> int:
     import torch
 
     from translab.data import build_domain_pair
-    from translab.methods.base import MethodError
+    from translab.methods.base import LatentBridge, MethodError, ReleasedChains
     from translab.shipped import is_shipped, resolve_run, working_copy
-    from translab.training import load_method
+    from translab.loading import load_method
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,9 +89,9 @@ def run(args) -> int:
         path = working_copy(args.run, "runs")
         print(f"analysing the shipped model {args.run} in the writable copy {path}")
     method, cfg, info = load_method(path, map_location=device)
-    if method.name not in METHODS:
-        raise MethodError(f"--run {args.run} is a {method.name} model; `translab latent` analyses "
-                          f"{' and '.join(METHODS)} runs")
+    if not isinstance(method, (LatentBridge, ReleasedChains)):
+        raise MethodError(f"--run {args.run} is a {method.name} model; `translab latent` analyses {ANALYSES} "
+                          f"(ddib and unit-ddpm runs)")
     out = Path(args.out_dir) if args.out_dir else run_directory(path) / "analysis"
     pair = build_domain_pair(cfg.data)
     header = {"run": str(path), "run_name": run_directory(path).name, "method": method.name, "checkpoint": info,
@@ -99,7 +103,7 @@ def run(args) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    if method.name == "ddib":
+    if isinstance(method, LatentBridge):
         from translab.analysis.ddib_latents import analyse_ddib
 
         written = analyse_ddib(method, pair, out, limit=args.limit, sweep_limit=args.sweep_limit, steps=args.steps,

@@ -108,34 +108,3 @@ def build_cmnist(digit_a: int = 2, digit_b: int = 3, image_size: int = 32, seed:
             sources.add(src)
     return DomainPair(f"cmnist-{digit_a}to{digit_b}", (str(digit_a), str(digit_b)), image_size, datasets,
                       "; ".join(sorted(sources)), {"digits": (digit_a, digit_b)})
-
-
-def foreground_hue(images: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
-    """Circular-mean hue in degrees of the bright pixels of each image.
-
-    images (N, 3, H, W) in [-1, 1] -> (N,) degrees in [0, 360). Pixels whose value (max channel, in [0, 1])
-    is below ``threshold`` are background; each foreground pixel's hue is weighted by value x saturation,
-    so grey or dark pixels barely count. An image with no foreground gets NaN.
-    """
-    x = (images.float().clamp(-1, 1) + 1.0) / 2.0
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    mx, _ = x.max(dim=1)
-    mn, _ = x.min(dim=1)
-    delta = mx - mn
-    safe = torch.where(delta > 1e-6, delta, torch.ones_like(delta))
-    hr = ((g - b) / safe) % 6.0
-    hg = (b - r) / safe + 2.0
-    hb = (r - g) / safe + 4.0
-    h = torch.where(mx == r, hr, torch.where(mx == g, hg, hb)) * 60.0
-    weight = (mx >= threshold).float() * delta
-    ang = torch.deg2rad(h)
-    c = (weight * torch.cos(ang)).sum(dim=(1, 2))
-    s = (weight * torch.sin(ang)).sum(dim=(1, 2))
-    hue = torch.rad2deg(torch.atan2(s, c)) % 360.0
-    return torch.where(weight.sum(dim=(1, 2)) > 1e-6, hue, torch.full_like(hue, float("nan")))
-
-
-def hue_distance(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
-    """Circular distance in degrees, in [0, 180]."""
-    d = (h1 - h2).abs() % 360.0
-    return torch.minimum(d, 360.0 - d)

@@ -9,13 +9,17 @@ files PIL cannot identify, unreadable files and truncated/corrupt files, with on
 Modest sets are fully decoded by the scan; very large ones (e.g. all of CelebA) get a lighter scan (headers
 only, or existence and size only; see FULL_SCAN_MAX_FILES). A file that still fails later (missed by a
 light scan, or changed on disk) is replaced by the next good one at ``__getitem__`` time and recorded in
-``skipped``. Decompression bombs (more pixels than :data:`MAX_IMAGE_PIXELS`) are not
-skipped silently but refused with a DataError naming the file.
+``skipped``. Decompression bombs (more pixels than :data:`MAX_IMAGE_PIXELS`) are skipped like the other bad
+files, with the claimed size as the reason; :func:`load_image` on its own refuses them with an
+:class:`ImageTooLargeError` (a DataError) naming the file.
 """
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +50,15 @@ WARN_NAMES = 5
 
 
 class SkippedImagesWarning(UserWarning):
-    """Some image files were skipped (zero bytes, not an image, unreadable or truncated)."""
+    """Some image files were skipped (zero bytes, not an image, unreadable, truncated or too large)."""
+
+
+class ImageTooLargeError(DataError):
+    """An image above MAX_IMAGE_PIXELS (a possible decompression bomb); ``reason`` says why without the path."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"refusing image {path}: {reason}; expected an ordinary photo or drawing")
+        self.path, self.reason = path, reason
 
 
 # --------------------------------------------------------------------------------------------------
@@ -82,26 +94,35 @@ def output_names(paths: list[Path]) -> list[str]:
 
 
 def safe_name_stem(path: Path) -> str:
+    """A safe output stem for ``path``: accented Latin letters lose their accents first ('é' -> 'e'), so that
+    'café.png' becomes 'cafe' rather than 'caf_'; what has no ASCII form is replaced by translab.paths.safe_name."""
     from translab.paths import safe_name
 
-    return safe_name(path.stem)
+    plain = unicodedata.normalize("NFKD", path.stem)
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    return safe_name(plain)
 
 
 # --------------------------------------------------------------------------------------------------
 # opening and converting one file
 
 
-def _bomb_error(path: Path, size: tuple[int, int] | None) -> DataError:
-    dims = f"{size[0]} x {size[1]} = {size[0] * size[1]:,} pixels" if size else "a size above PIL's limit"
-    return DataError(f"refusing image {path}: it claims {dims}, more than the limit of {MAX_IMAGE_PIXELS:,} "
-                     f"pixels (possible decompression bomb); expected an ordinary photo or drawing")
+def _bomb_error(path: Path, size: tuple[int, int] | None, pil_error: Exception | None = None) -> ImageTooLargeError:
+    """The refusal of ``path``: its claimed size (w, h), or the pixel count in PIL's own bomb message."""
+    if size:
+        dims = f"{size[0]} x {size[1]} = {size[0] * size[1]:,} pixels"
+    else:
+        found = re.search(r"Image size \((\d+) pixels\)", str(pil_error))
+        dims = f"{int(found.group(1)):,} pixels" if found else "a size above PIL's limit"
+    return ImageTooLargeError(path, f"it claims {dims}, more than the limit of {MAX_IMAGE_PIXELS:,} pixels "
+                                    f"(possible decompression bomb)")
 
 
 def open_image(path: str | Path, decode: bool = True) -> Image.Image:
     """Open ``path`` with PIL, refusing decompression bombs; decode all pixels if ``decode``.
 
-    Raises DataError for images above MAX_IMAGE_PIXELS; PIL's own errors (UnidentifiedImageError,
-    OSError for truncated data, ...) pass through for the caller to classify.
+    Raises ImageTooLargeError (a DataError) for images above MAX_IMAGE_PIXELS; PIL's own errors
+    (UnidentifiedImageError, OSError for truncated data, ...) pass through for the caller to classify.
     """
     path = Path(path)
     with warnings.catch_warnings():
@@ -109,8 +130,8 @@ def open_image(path: str | Path, decode: bool = True) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(path)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _bomb_error(path, None) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise _bomb_error(path, None, e) from None
         w, h = im.size
         if w * h > MAX_IMAGE_PIXELS:  # read at call time, so tests may lower it
             im.close()
@@ -197,8 +218,6 @@ def load_image(path: str | Path, size: int) -> torch.Tensor:
 def classify_failure(path: Path, level: str = "full") -> str | None:
     """Why ``path`` cannot be used (a short reason), or None if it passes the scan ``level``: "stat"
     (exists, not empty), "header" (also PIL identifies it and its size is allowed), "full" (also decodes).
-
-    DataError (decompression bomb) propagates: such files are refused, not skipped.
     """
     try:
         if os.path.getsize(path) == 0:
@@ -210,8 +229,8 @@ def classify_failure(path: Path, level: str = "full") -> str | None:
     try:
         with open_image(path, decode=level == "full"):
             pass
-    except DataError:
-        raise
+    except ImageTooLargeError as e:
+        return f"too large: {e.reason}"
     except UnidentifiedImageError:
         return "not an image (PIL cannot identify it)"
     except PermissionError as e:
@@ -297,17 +316,23 @@ class ImageFiles(Dataset):
             p = self.paths[j]
             try:
                 return load_image(p, self.size)
-            except DataError:
-                raise
             except Exception as e:
-                self._bad.add(j)
-                self.skipped.append((p, f"failed when loaded ({type(e).__name__}: {e})"))
-                if not self._warned_late:
-                    self._warned_late = True
-                    warnings.warn(f"{self.what}: {p} failed when loaded ({type(e).__name__}: {e}); "
-                                  f"using the next image instead (further failures are recorded in .skipped)",
-                                  SkippedImagesWarning, stacklevel=2)
+                self._skip_late(j, e)
         raise DataError(f"none of the {n} images of {self.what} can be loaded any more (first: {self.paths[0]})")
+
+    def _skip_late(self, j: int, error: Exception) -> None:
+        """Record file j as bad after a failure at __getitem__ time (warns once per dataset)."""
+        if isinstance(error, DataError) and not isinstance(error, ImageTooLargeError):
+            raise error
+        p = self.paths[j]
+        why = f"too large: {error.reason}" if isinstance(error, ImageTooLargeError) else \
+            f"{type(error).__name__}: {error}"
+        self._bad.add(j)
+        self.skipped.append((p, f"failed when loaded ({why})"))
+        if not self._warned_late:
+            self._warned_late = True
+            warnings.warn(f"{self.what}: {p} failed when loaded ({why}); using the next image instead "
+                          f"(further failures are recorded in .skipped)", SkippedImagesWarning, stacklevel=3)
 
 
 def describe_skipped(skipped: list[tuple[Path, str]], what: str) -> str:
@@ -344,3 +369,37 @@ def load_image_folder(folder: str | Path, size: int, limit: int | None = None) -
     ds = image_folder_dataset(folder, size, limit)
     images = torch.stack([ds[i] for i in range(len(ds))])
     return images, list(ds.names)
+
+
+@dataclass
+class FolderImages:
+    """The readable images of a folder with where each came from, and the files left out."""
+
+    images: torch.Tensor  # (N, 3, S, S) float32 in [-1, 1]
+    names: list[str]  # output name (a safe file stem) of each image
+    files: list[Path]  # the input file of each image
+    skipped: list[tuple[Path, str]]  # (file, reason) of every file left out
+
+
+def read_image_folder(folder: str | Path, size: int, limit: int | None = None) -> FolderImages:
+    """Like load_image_folder, but bad files (empty, not images, truncated, too large, failing when decoded)
+    are only listed in ``skipped``, without a warning: the caller reports them. ``limit`` keeps the first N
+    readable files. Raises DataError if the folder is missing or holds no readable image."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedImagesWarning)
+        ds = image_folder_dataset(folder, size, limit)
+    skipped = list(ds.skipped)
+    images, keep = [], []
+    for i, path in enumerate(ds.paths):
+        try:
+            images.append(load_image(path, size))
+            keep.append(i)
+        except ImageTooLargeError as e:
+            skipped.append((path, f"too large: {e.reason}"))
+        except DataError:
+            raise
+        except Exception as e:  # changed on disk since the scan, or missed by a light scan
+            skipped.append((path, f"failed when loaded ({type(e).__name__}: {e})"))
+    if not images:
+        raise DataError(f"no readable image in folder {folder}; {describe_skipped(skipped, f'folder {folder}')}")
+    return FolderImages(torch.stack(images), [ds.names[i] for i in keep], [ds.paths[i] for i in keep], skipped)

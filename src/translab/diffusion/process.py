@@ -37,3 +37,14 @@ def sample_t(schedule: NoiseSchedule, n: int, generator: torch.Generator | None 
 def loss_simple(net_eps: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Ho et al. eq. 14, L_simple = E || eps - eps_theta(x_t, t) ||^2 (mean over all elements)."""
     return F.mse_loss(net_eps, eps)
+
+
+def timestep_batch(t: int, x: torch.Tensor) -> torch.Tensor:
+    """The integer timestep t as a (N,) long tensor on x's device, N = x.shape[0] (one per image)."""
+    return torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
+
+
+def seeded_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """N(0, I) noise of x's shape and dtype from ``generator`` (drawn on the CPU, so a seed repeats on any
+    device), moved to x's device."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)

@@ -58,6 +58,15 @@ class NoiseSchedule:
                 ab = ab[..., None]
         return ab
 
+    def log_snr_half_at(self, t: int) -> float:
+        """lambda_t = log(alpha_t / sigma_t) = 0.5 log(alpha_bar_t / (1 - alpha_bar_t)), the half log-SNR in
+        which DPM-Solver integrates (Lu et al. 2022, arXiv 2206.00927, Sec. 3.1; alpha_t = sqrt(alpha_bar_t),
+        sigma_t = sqrt(1 - alpha_bar_t)). Strictly decreasing in t; t = -1 (clean data) gives +inf."""
+        ab = float(self.alpha_bar_at(int(t)))
+        if ab >= 1.0:
+            return math.inf
+        return 0.5 * (math.log(ab) - math.log1p(-ab))
+
     def timesteps(self, num_steps: int, t_max: int | None = None) -> list[int]:
         """Descending integer timesteps for a sampler with ``num_steps`` network evaluations.
 

@@ -6,11 +6,15 @@ method-specific code. Images are (N, 3, H, W) in [-1, 1]; directions are 'a2b' a
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+from translab.config import ConfigError
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -67,9 +71,20 @@ class Method:
     def train_step(self, ctx, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
-    def init_for_training(self, cfg) -> None:
+    def batch_factors(self) -> dict[str, int]:
+        """Batches of ``train.batch_size`` images that each train_step receives per domain, concatenated along
+        dim 0 (default one each). NOT asks for a fresh source batch per inner map step."""
+        return {"a": 1, "b": 1}
+
+    def init_sources(self) -> dict[str, str]:
+        """Trained runs (config field -> run name or path) that ``init_for_training`` starts from; the training
+        loop loads them (a method never loads runs itself). Default: none."""
+        return {}
+
+    def init_for_training(self, cfg, sources: dict | None = None) -> None:
         """Called once before a fresh (not resumed) training, after the nets are built; ``cfg`` is the whole
-        Config. Default: nothing (the nets keep their initialisation)."""
+        Config, ``sources`` the loaded (Method, Config, info) of each ``init_sources()`` field. Default:
+        nothing (the nets keep their initialisation)."""
 
     def extra_state(self) -> dict:
         """Method state beyond nets and optimisers (e.g. CycleGAN's image pools), checkpointed."""
@@ -100,6 +115,23 @@ class Method:
         """Network evaluations per translated image."""
         raise NotImplementedError
 
+    def with_inference(self, **settings) -> "Method":
+        """A view of this trained method with other inference settings (its config fields declared with
+        ``describe(..., inference=True)``, e.g. ``release_t``); it shares the nets, so it costs nothing.
+        ConfigError for a name that is not an inference setting of this method."""
+        allowed = sorted(f.name for f in dataclasses.fields(self.cfg) if f.metadata.get("inference"))
+        bad = sorted(set(settings) - set(allowed))
+        if bad:
+            raise ConfigError(f"model.{bad[0]} is not an inference setting of {self.name}; "
+                              f"expected one of {', '.join(allowed) or 'none'}")
+        view = copy.copy(self)
+        view.cfg = dataclasses.replace(self.cfg, **settings)
+        view.check_inference_settings()
+        return view
+
+    def check_inference_settings(self) -> None:
+        """Raise ConfigError for an out-of-range inference setting of ``self.cfg`` (default: nothing to check)."""
+
     def to(self, device) -> "Method":
         self.nets.to(device)
         self.ema.to(device)
@@ -113,3 +145,25 @@ class Method:
         self.nets.eval()
         self.ema.eval()
         return self
+
+
+# --------------------------------------------------------------------------------------------------
+# optional capabilities, checked with isinstance (e.g. by `translab latent`)
+
+
+@runtime_checkable
+class LatentBridge(Protocol):
+    """A method with a deterministic latent space per domain (DDIB): encode (N, 3, H, W) images in [-1, 1] of
+    ``domain`` to latents of the same shape, and decode latents back."""
+
+    def encode(self, x0: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor: ...
+
+    def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ReleasedChains(Protocol):
+    """A method whose source chain follows the input until a release time t_r (UNIT-DDPM, Algorithm 2);
+    other t_r through ``with_inference(release_t=...)``."""
+
+    def check_release(self, release_t: int) -> int: ...

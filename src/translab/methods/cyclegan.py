@@ -27,6 +27,7 @@ from torch import nn
 from translab.config import ConfigError, describe
 from translab.methods.base import Method, OptimizerSpec, Translation, check_direction
 from translab.methods.image_pool import ImagePool
+from translab.methods.losses import cycle_losses
 from translab.nets.patchgan import PatchGAN, PatchGANConfig
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
 
@@ -52,14 +53,6 @@ def lsgan_loss(pred: torch.Tensor, target_real: bool) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, 1.0 if target_real else 0.0))
 
 
-def cycle_loss(g_a: nn.Module, g_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
-               fake_a: torch.Tensor | None = None, fake_b: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(|G_B(G_A(a)) - a|_1, |G_A(G_B(b)) - b|_1), unweighted means (eq. 2). Precomputed fakes may be passed."""
-    fake_b = g_a(real_a) if fake_b is None else fake_b
-    fake_a = g_b(real_b) if fake_a is None else fake_a
-    return F.l1_loss(g_b(fake_b), real_a), F.l1_loss(g_a(fake_a), real_b)
-
-
 def identity_loss(g_a: nn.Module, g_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(|G_A(b) - b|_1, |G_B(a) - a|_1), unweighted means (Sec. 5.2, after Taigman et al. 2017)."""
     return F.l1_loss(g_a(real_b), real_b), F.l1_loss(g_b(real_a), real_a)
@@ -69,7 +62,7 @@ def generator_losses(g_a, g_b, d_a, d_b, real_a, real_b, lambda_cycle: float, la
     """All generator terms of one step. Returns tensors: loss_G (the total) and its parts, plus fake_a, fake_b."""
     fake_b, fake_a = g_a(real_a), g_b(real_b)
     gan_a, gan_b = lsgan_loss(d_a(fake_b), True), lsgan_loss(d_b(fake_a), True)
-    cyc_a, cyc_b = cycle_loss(g_a, g_b, real_a, real_b, fake_a=fake_a, fake_b=fake_b)
+    cyc_a, cyc_b = cycle_losses(real_a, real_b, g_a, g_b, "l1", fake_b=fake_b, fake_a=fake_a)  # eq. 2
     out = {"gan_A": gan_a, "gan_B": gan_b, "cycle_A": cyc_a, "cycle_B": cyc_b}
     total = gan_a + gan_b + lambda_cycle * (cyc_a + cyc_b)
     if lambda_identity > 0:

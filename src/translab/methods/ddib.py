@@ -1,8 +1,9 @@
 """DDIB: Dual Diffusion Implicit Bridges (Su, Song, Meng, Ermon, ICLR 2023, arXiv 2203.08382).
 
-Translate A -> B by encoding x_A to a latent with the source model's deterministic DDIM ODE (Sec. 3,
+Translate A -> B by encoding x_A to a latent with the source model's deterministic ODE (Sec. 3,
 "x^(l) = ODESolve(x^(s); v_theta^(s), 0, 1)") and decoding that latent with the target model's ODE
-("x^(t) = ODESolve(x^(l); v_theta^(t), 1, 0)"). Two layouts:
+("x^(t) = ODESolve(x^(l); v_theta^(t), 1, 0)"). ODESolve is DDIM (the paper's) or DPM-Solver++(2M)
+(``model.sampler``). Two layouts:
 
 - ``conditional: true``: one denoiser with a domain label serves both domains;
 - ``conditional: false``: two independent unconditional denoisers eps_a and eps_b, each trainable alone on
@@ -15,14 +16,27 @@ from typing import Callable
 
 import torch
 
-from translab.config import describe
+from translab.config import ConfigError, describe
 from translab.diffusion.process import loss_simple, q_sample, sample_t
-from translab.diffusion.samplers import invert_ddim, sample_ddim
+from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, Translation, check_direction
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DOMAIN_INDEX = {"a": 0, "b": 1}
+
+#: ODE solvers of the probability-flow ODE: name -> (encode: clean -> latent, decode: latent -> clean), each a
+#: pure function of (eps_fn, schedule, start tensor, descending timesteps) with one network evaluation per
+#: timestep. ddim: first order (Song et al. 2021, eq. 12); dpmpp2m: DPM-Solver++(2M), second-order multistep
+#: (Lu et al. 2022, arXiv 2211.01095, Alg. 2).
+ODE_SOLVERS = {"ddim": (invert_ddim, sample_ddim), "dpmpp2m": (invert_dpmpp2m, sample_dpmpp2m)}
+
+
+def ode_solver(name: str) -> tuple:
+    """(encode, decode) functions of the solver ``name``; ConfigError naming the valid ones otherwise."""
+    if name not in ODE_SOLVERS:
+        raise ConfigError(f"model.sampler: unknown ODE solver '{name}', expected one of {', '.join(ODE_SOLVERS)}")
+    return ODE_SOLVERS[name]
 
 
 @dataclass
@@ -38,10 +52,17 @@ class DDIBConfig:
     conditional: bool = describe("one domain-conditional denoiser (true) or two independent ones (false)", True)
     train_domains: list[str] = describe("domains whose denoisers are trained (privacy setting: one each run)",
                                         factory=lambda: ["a", "b"])
-    steps: int = describe("default DDIM steps per chain (NFE = 2 x steps)", 50)
-    t_max: int | None = describe("timestep where the chains start (None: T - T/steps)", None)
-    clip_decode: bool = describe("clip x0 predictions to [-1, 1] while decoding (never while encoding)", False)
-    sample_steps: int = describe("DDIM steps per chain for the training sample grids", 20)
+    sampler: str = describe("ODE solver of the deterministic chains (DDIB's encoding and decoding, SDEdit "
+                            "with eta = 0): ddim (the paper's, default) | dpmpp2m (DPM-Solver++(2M))", "ddim",
+                            inference=True)
+    steps: int = describe("default solver steps per chain (NFE = 2 x steps)", 50, inference=True)
+    t_max: int | None = describe("timestep where the chains start (None: T - T/steps)", None, inference=True)
+    clip_decode: bool = describe("clip x0 predictions to [-1, 1] while decoding (never while encoding)", False,
+                                 inference=True)
+    sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
+
+    def __post_init__(self):
+        ode_solver(self.sampler)  # an unknown name fails when the config is read (ConfigError naming the valid ones)
 
 
 class DDIB(Method):
@@ -118,14 +139,17 @@ class DDIB(Method):
 
     @torch.no_grad()
     def encode(self, x0: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor:
-        """Image (N,3,H,W) in [-1,1] -> latent (N,3,H,W) ~ N(0, I) by the domain's DDIM ODE (no clipping)."""
-        return invert_ddim(self.eps_fn(domain), self.schedule, x0, self.timesteps(steps), progress=progress)
+        """Image (N,3,H,W) in [-1,1] -> latent (N,3,H,W) ~ N(0, I): the domain's probability-flow ODE run
+        forwards with ``model.sampler`` (no clipping)."""
+        invert, _ = ode_solver(self.cfg.sampler)
+        return invert(self.eps_fn(domain), self.schedule, x0, self.timesteps(steps), progress=progress)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor:
-        """Latent (N,3,H,W) -> image (N,3,H,W) by the domain's DDIM ODE (eta = 0)."""
-        return sample_ddim(self.eps_fn(domain), self.schedule, z, self.timesteps(steps),
-                           clip_x0=self.cfg.clip_decode, progress=progress)
+        """Latent (N,3,H,W) -> image (N,3,H,W): the domain's probability-flow ODE with ``model.sampler``."""
+        _, sample = ode_solver(self.cfg.sampler)
+        return sample(self.eps_fn(domain), self.schedule, z, self.timesteps(steps),
+                      clip_x0=self.cfg.clip_decode, progress=progress)
 
     @torch.no_grad()
     def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):

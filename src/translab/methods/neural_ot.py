@@ -14,9 +14,11 @@ averaged over batch and pixels; no factor 1/2). The OT map of a quadratic cost d
 Training step of the loop (= one step on f, Algorithm 1): ``t_iters`` Adam steps on T with
 L_T = mean_n[c(x_n, T(x_n)) - f(T(x_n))] (f frozen), then one Adam step on f with
 L_f = mean_n f(T(x_n)) - mean_n f(y_n) (T frozen, T in eval mode as in the authors' code).
-One difference from Algorithm 1, by design of the shared loop: the loop hands over one source batch per
-step, so the ``t_iters`` T-steps and the f-step of one loop step all use that same batch x (the authors draw
-a fresh x for each of them). Across loop steps the data still cycle through the whole training set.
+As in Algorithm 1 and the authors' code, every T-step and the f-step draw a fresh source batch: the method
+asks the shared loop for ``t_iters + 1`` source batches per step (``batch_factors``) and splits them.
+
+The map T is the authors' UNet (``map: unet``) or, for small CPU budgets, CycleGAN's ResNet generator
+(``map: resnet``), which carries this translation at a small width (RESULTS.md, CycleGAN row).
 
 One map per trained model: ``direction: a2b`` trains T: A -> B, ``b2a`` trains T: B -> A.
 """
@@ -30,13 +32,18 @@ from torch import nn
 from translab.config import ConfigError, describe
 from translab.methods.base import DIRECTIONS, Method, MethodError, OptimizerSpec, Translation, check_direction
 from translab.nets.potential import PotentialConfig, ResNetPotential
+from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig
 from translab.nets.transport_unet import TransportUNet, TransportUNetConfig
+
+MAPS = ("unet", "resnet")
 
 
 @dataclass
 class NeuralOTConfig:
     direction: str = describe("the one map this run learns: a2b (T: A -> B) or b2a (T: B -> A)", "a2b")
-    transport: TransportUNetConfig = describe("transport map T (a UNet)", factory=TransportUNetConfig)
+    map: str = describe("architecture of T: unet (the NOT code) | resnet (CycleGAN's generator)", "unet")
+    transport: TransportUNetConfig = describe("transport map T when map=unet", factory=TransportUNetConfig)
+    resnet: ResnetGeneratorConfig = describe("transport map T when map=resnet", factory=ResnetGeneratorConfig)
     potential: PotentialConfig = describe("potential f (a ResNet critic)", factory=PotentialConfig)
     t_iters: int = describe("steps on T per step on f (T_ITERS, 10 in the paper)", 10)
 
@@ -65,18 +72,22 @@ def potential_loss(f: nn.Module, tx: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return f(tx.detach()).reshape(-1).mean() - f(y).reshape(-1).mean()
 
 
-def not_step(ctx, t_name: str, f_name: str, x: torch.Tensor, y: torch.Tensor, t_iters: int) -> dict[str, float]:
-    """One step of Algorithm 1 through a TrainContext: ``t_iters`` optimiser steps 'T', then one 'f'."""
+def not_step(ctx, t_name: str, f_name: str, xs: list[torch.Tensor], y: torch.Tensor) -> dict[str, float]:
+    """One step of Algorithm 1 through a TrainContext: one optimiser step 'T' on each of ``xs[:-1]`` (a fresh
+    source batch per T-step, T_ITERS = len(xs) - 1), then one step 'f' on the source batch ``xs[-1]`` and
+    the target batch ``y``. Needs len(xs) >= 2."""
+    if len(xs) < 2:
+        raise ValueError(f"not_step needs at least 2 source batches (T-steps + one f-step), got {len(xs)}")
     T, f = ctx.model(t_name), ctx.model(f_name)
     ctx.set_requires_grad([f_name], False)
-    for _ in range(t_iters):
+    for x in xs[:-1]:
         loss_t, diag = transport_loss(T, f, x)
         ctx.optimize("T", loss_t)
     ctx.set_requires_grad([f_name], True)
     was_training = T.training
     T.eval()
     with torch.no_grad():
-        tx = T(x)
+        tx = T(xs[-1])
     T.train(was_training)
     loss_f = potential_loss(f, tx, y)
     ctx.optimize("f", loss_f)
@@ -97,7 +108,15 @@ class NeuralOT(Method):
             raise ConfigError(f"model.direction: '{cfg.direction}' is not one of {', '.join(DIRECTIONS)}")
         if cfg.t_iters < 1:
             raise ConfigError(f"model.t_iters must be >= 1, got {cfg.t_iters}")
-        self.nets["T"] = TransportUNet(cfg.transport, image_size)
+        if cfg.map not in MAPS:
+            raise ConfigError(f"model.map: '{cfg.map}' is not one of {', '.join(MAPS)}")
+        if cfg.map == "unet":
+            self.nets["T"] = TransportUNet(cfg.transport, image_size)
+        else:
+            if image_size % (2 ** cfg.resnet.n_down):
+                raise ConfigError(f"model.resnet.n_down={cfg.resnet.n_down} needs an image size divisible by "
+                                  f"{2 ** cfg.resnet.n_down}, got {image_size}")
+            self.nets["T"] = ResnetGenerator(cfg.resnet)
         self.nets["f"] = ResNetPotential(cfg.potential, image_size)
 
     # ---- training -------------------------------------------------------------------------------
@@ -106,9 +125,17 @@ class NeuralOT(Method):
         return {"T": OptimizerSpec(("T",), train_cfg.lr, weight_decay=train_cfg.weight_decay),
                 "f": OptimizerSpec(("f",), train_cfg.lr, weight_decay=train_cfg.weight_decay)}
 
+    def batch_factors(self) -> dict[str, int]:
+        # t_iters fresh source batches for the T-steps and one for the f-step; one target batch
+        source = self.cfg.direction[0]
+        return {source: self.cfg.t_iters + 1, "ab".replace(source, ""): 1}
+
     def train_step(self, ctx, batch_a, batch_b):
         x, y = (batch_a, batch_b) if self.cfg.direction == "a2b" else (batch_b, batch_a)
-        return not_step(ctx, "T", "f", x, y, self.cfg.t_iters)
+        k = self.cfg.t_iters + 1
+        if x.shape[0] < k:
+            raise MethodError(f"NOT needs at least t_iters + 1 = {k} source images per step, got {x.shape[0]}")
+        return not_step(ctx, "T", "f", list(x.tensor_split(k)), y)
 
     # ---- inference ------------------------------------------------------------------------------
     def directions(self) -> tuple[str, ...]:

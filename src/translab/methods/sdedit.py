@@ -1,8 +1,8 @@
 """SDEdit (Meng et al., ICLR 2022, arXiv 2108.01073) as a translation baseline on DDIB's target denoiser.
 
 Perturb the source image to level t0 with the forward process (eq. 4 of Ho et al.), then denoise it with
-the target domain's model (Alg. 1 of SDEdit with the VP-SDE; here ancestral DDPM or DDIM steps on a respaced
-list from t0 to 0). Trains exactly like DDIB, so a DDIB run can be evaluated as SDEdit (``--as sdedit``).
+the target domain's model (Alg. 1 of SDEdit with the VP-SDE; here ancestral DDPM steps, or with ``eta = 0`` the
+probability-flow ODE solved by ``model.sampler`` (DDIM or DPM-Solver++(2M)), on a respaced list from t0 to 0). Trains exactly like DDIB, so a DDIB run can be evaluated as SDEdit (``--as sdedit``).
 """
 from __future__ import annotations
 
@@ -10,22 +10,35 @@ from dataclasses import dataclass
 
 import torch
 
-from translab.config import describe
-from translab.diffusion.process import q_sample
+from translab.config import ConfigError, describe
+from translab.diffusion.process import q_sample, seeded_noise
 from translab.diffusion.samplers import sample_ddim, sample_ddpm
 from translab.methods.base import Translation, check_direction
-from translab.methods.ddib import DDIB, DDIBConfig
+from translab.methods.ddib import DDIB, DDIBConfig, ode_solver
 
 
 @dataclass
 class SDEditConfig(DDIBConfig):
-    t0: float = describe("start level as a fraction of T (SDEdit's t0; larger = more realism, less faithfulness)", 0.5)
-    eta: float = describe("1: ancestral DDPM steps (SDE), 0: DDIM steps (ODE)", 1.0)
+    t0: float = describe("start level as a fraction of T, in (0, 1] (SDEdit's t0; larger = more realism, less "
+                         "faithfulness)", 0.5, inference=True)
+    eta: float = describe("noise of the denoising steps, in [0, 1]: 1 ancestral DDPM steps (SDE), 0 the ODE solved by "
+                          "model.sampler, between: DDIM's eta (Song et al. 2021, eq. 16)", 1.0, inference=True)
 
 
 class SDEdit(DDIB):
     name = "sdedit"
     config_class = SDEditConfig
+
+    def __init__(self, cfg: SDEditConfig, image_size: int):
+        super().__init__(cfg, image_size)
+        self.check_inference_settings()
+
+    def check_inference_settings(self) -> None:
+        super().check_inference_settings()
+        if not 0.0 < self.cfg.t0 <= 1.0:
+            raise ConfigError(f"model.t0: expected a fraction of T in (0, 1], got {self.cfg.t0}")
+        if not 0.0 <= self.cfg.eta <= 1.0:
+            raise ConfigError(f"model.eta: expected a value in [0, 1] (1: DDPM, 0: the ODE), got {self.cfg.eta}")
 
     def timesteps(self, steps):
         t_start = max(0, min(self.schedule.num_timesteps - 1, round(self.cfg.t0 * self.schedule.num_timesteps) - 1))
@@ -35,13 +48,17 @@ class SDEdit(DDIB):
     def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
         src, tgt = check_direction(direction).split("2")
         ts = self.timesteps(steps)
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        noise = seeded_noise(x, generator)
         t0 = torch.full((x.shape[0],), ts[0], dtype=torch.long, device=x.device)
         xt = q_sample(self.schedule, x, t0, noise)
-        if self.cfg.eta > 0:
+        if self.cfg.eta == 1:
             y = sample_ddpm(self.eps_fn(tgt), self.schedule, xt, ts, generator=generator, progress=progress)
+        elif self.cfg.eta > 0:  # between the SDE and the ODE: DDIM's stochastic steps with sigma scaled by eta
+            y = sample_ddim(self.eps_fn(tgt), self.schedule, xt, ts, eta=self.cfg.eta, generator=generator,
+                            progress=progress)
         else:
-            y = sample_ddim(self.eps_fn(tgt), self.schedule, xt, ts, progress=progress)
+            _, sample = ode_solver(self.cfg.sampler)
+            y = sample(self.eps_fn(tgt), self.schedule, xt, ts, progress=progress)
         return Translation(y.clamp(-1, 1), len(ts), {"x_t0": xt} if return_latents else None)
 
     def nfe(self, direction, steps=None):

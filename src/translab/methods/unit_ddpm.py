@@ -37,20 +37,19 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from translab.config import describe
-from translab.diffusion.process import loss_simple, q_sample, sample_t
+from translab.config import ConfigError, describe
+from translab.diffusion.process import loss_simple, q_sample, sample_t, seeded_noise, timestep_batch
 from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, OptimizerSpec, Translation, check_direction
 from translab.methods.ddib import DiffusionConfig
+from translab.methods.losses import CYCLE_DISTANCES, cycle_losses
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DENOISERS = ("eps_a", "eps_b")
 GENERATORS = ("g_a2b", "g_b2a")
-CYCLE_LOSSES = ("l1", "l2")
 PAIR_NOISES = ("shared", "independent")
 
 
@@ -87,12 +86,14 @@ class UnitDDPMConfig:
                                             factory=lambda: [0.5, 0.999])
     release_t: int = describe("release time t_r, an integer timestep of the training schedule in [-1, T-1]: the source "
                               "chain is re-noised from the input while t > t_r and denoised jointly from t_r down "
-                              "(-1: never released, T-1: released at once, so the input is nearly forgotten)", 100)
+                              "(-1: never released, T-1: released at once, so the input is nearly forgotten)", 100,
+                              inference=True)
     steps: int = describe("default ancestral steps of translate (T = the full chain of Algorithm 2; fewer: respaced)",
-                          100)
-    t_max: int | None = describe("timestep where the chains start (None: T-1, pure noise)", None)
-    clip_x0: bool = describe("clip x0 predictions to [-1, 1] in each ancestral step (Ho et al.'s sampler)", True)
-    sample_steps: int = describe("ancestral steps for the training sample grids", 20)
+                          100, inference=True)
+    t_max: int | None = describe("timestep where the chains start (None: T-1, pure noise)", None, inference=True)
+    clip_x0: bool = describe("clip x0 predictions to [-1, 1] in each ancestral step (Ho et al.'s sampler)", True,
+                             inference=True)
+    sample_steps: int = describe("ancestral steps for the training sample grids", 20, inference=True)
 
 
 @dataclass
@@ -111,28 +112,6 @@ class Draws:
     fake_eps_b: torch.Tensor
 
 
-def cycle_loss(x_a: torch.Tensor, x_b: torch.Tensor, g_a2b: Callable, g_b2a: Callable, kind: str = "l1",
-               fake_b: torch.Tensor | None = None, fake_a: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. (13): E|g_b2a(g_a2b(x^A)) - x^A| + E|g_a2b(g_b2a(x^B)) - x^B| (mean over elements; 'l2': squared).
-
-    ``fake_b`` = g_a2b(x_a) and ``fake_a`` = g_b2a(x_b) may be passed when already computed.
-    """
-    if kind not in CYCLE_LOSSES:
-        raise MethodError(f"cycle loss: expected one of {', '.join(CYCLE_LOSSES)}, got '{kind}'")
-    dist = F.l1_loss if kind == "l1" else F.mse_loss
-    fake_b = g_a2b(x_a) if fake_b is None else fake_b
-    fake_a = g_b2a(x_b) if fake_a is None else fake_a
-    return dist(g_b2a(fake_b), x_a) + dist(g_a2b(fake_a), x_b)
-
-
-def _tvec(t: int, x: torch.Tensor) -> torch.Tensor:
-    return torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
-
-
-def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-
-
 class UnitDDPM(Method):
     name = "unit-ddpm"
     config_class = UnitDDPMConfig
@@ -140,17 +119,17 @@ class UnitDDPM(Method):
 
     def __init__(self, cfg: UnitDDPMConfig, image_size: int):
         super().__init__(cfg, image_size)
-        if cfg.cycle_loss not in CYCLE_LOSSES:
-            raise MethodError(f"model.cycle_loss: expected one of {', '.join(CYCLE_LOSSES)}, got '{cfg.cycle_loss}'")
+        if cfg.cycle_loss not in CYCLE_DISTANCES:
+            raise ConfigError(f"model.cycle_loss: expected one of {', '.join(CYCLE_DISTANCES)}, got '{cfg.cycle_loss}'")
         if cfg.pair_noise not in PAIR_NOISES:
-            raise MethodError(f"model.pair_noise: expected one of {', '.join(PAIR_NOISES)}, got '{cfg.pair_noise}'")
+            raise ConfigError(f"model.pair_noise: expected one of {', '.join(PAIR_NOISES)}, got '{cfg.pair_noise}'")
         if len(cfg.generator_betas) != 2:
-            raise MethodError(f"model.generator_betas: expected two numbers, got {cfg.generator_betas}")
+            raise ConfigError(f"model.generator_betas: expected two numbers, got {cfg.generator_betas}")
         if image_size % (2 ** cfg.generator.n_down):
-            raise MethodError(f"model.generator.n_down={cfg.generator.n_down}: image size {image_size} must be divisible "
+            raise ConfigError(f"model.generator.n_down={cfg.generator.n_down}: image size {image_size} must be divisible "
                               f"by 2**n_down = {2 ** cfg.generator.n_down}")
         self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
-        self.check_release(cfg.release_t)
+        self.check_inference_settings()
         for name in DENOISERS:
             self.nets[name] = DenoiserUNet(cfg.unet, image_size, in_channels=6, out_channels=3)
         for name in GENERATORS:
@@ -159,23 +138,34 @@ class UnitDDPM(Method):
             self.nets[name] = gen
 
     # ---- training -------------------------------------------------------------------------------
-    def init_for_training(self, cfg) -> None:
+    def init_sources(self) -> dict[str, str]:
+        """model.generator_init / model.denoiser_init, where set: the trained runs this model starts from."""
+        return {f: getattr(self.cfg, f) for f in ("generator_init", "denoiser_init") if getattr(self.cfg, f) is not None}
+
+    def init_for_training(self, cfg, sources: dict | None = None) -> None:
         """Start networks from trained models, on a fresh training only (two-stage variants, not the paper's).
 
+        ``sources`` maps each field of ``init_sources()`` to the (Method, Config, info) the training loop loaded
+        for it (translab.training.load_init_sources).
         ``generator_init``: a CycleGAN's G_A (A -> B) is copied into g_a2b and G_B (B -> A) into g_b2a.
         ``denoiser_init``: a DDIB's denoiser of domain d starts eps_d, by
         ``translab.nets.unet.start_as_unconditional`` (condition weights at zero).
         Each source must have been trained on the same domains (dataset, image size, direction, and for cMNIST
         the digits and hues) with the same network size; anything else is refused with the values.
         """
+        sources = sources or {}
+        missing = [f for f in self.init_sources() if f not in sources]
+        if missing:
+            raise MethodError(f"model.{missing[0]} is set, but its trained model was not loaded: pass "
+                              f"sources=translab.training.load_init_sources(method)")
         if self.cfg.generator_init is not None:
-            source, _ = self._load_source(cfg, "generator_init", "cyclegan", "generator")
+            source, _ = self._check_source(cfg, "generator_init", "cyclegan", "generator", sources["generator_init"])
             self.nets["g_a2b"].load_state_dict(source.nets["G_A"].state_dict())
             self.nets["g_b2a"].load_state_dict(source.nets["G_B"].state_dict())
         if self.cfg.denoiser_init is not None:
             from translab.nets.unet import start_as_unconditional
 
-            source, source_cfg = self._load_source(cfg, "denoiser_init", "ddib", "unet")
+            source, source_cfg = self._check_source(cfg, "denoiser_init", "ddib", "unet", sources["denoiser_init"])
             if sorted(source_cfg.model.train_domains) != ["a", "b"]:
                 raise MethodError(f"model.denoiser_init={self.cfg.denoiser_init}: it trained only domain(s) "
                                   f"{source_cfg.model.train_domains}; both denoisers are needed")
@@ -183,17 +173,16 @@ class UnitDDPM(Method):
                 # the source's inference weights (its EMA, where it keeps one) and, if conditional, d's label
                 start_as_unconditional(self.nets[f"eps_{d}"], *source.domain_net(d))
 
-    def _load_source(self, cfg, field: str, method: str, size_field: str):
-        """Load the model named by ``model.<field>``; check its method, ``model.<size_field>`` and data against ours.
+    def _check_source(self, cfg, field: str, method: str, size_field: str, loaded: tuple):
+        """Check the model loaded for ``model.<field>``: its method, ``model.<size_field>`` and data against ours.
 
+        ``loaded`` = (Method, Config, info) as translab.loading.load_method returns it.
         Returns (the source Method, with its training weights and EMA where kept, and its config)."""
         from translab.config import to_dict
-        from translab.shipped import resolve_run
-        from translab.training import load_method
 
         name = getattr(self.cfg, field)
         where = f"model.{field}={name}"
-        source, source_cfg, info = load_method(resolve_run(name))
+        source, source_cfg, info = loaded
         if source_cfg.method != method:
             raise MethodError(f"{where}: expected a {method} model, got a '{source_cfg.method}' one "
                               f"({info['checkpoint']})")
@@ -270,7 +259,7 @@ class UnitDDPM(Method):
                     + loss_simple(eps_b_net(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b))
             fake = (loss_simple(eps_b_net(torch.cat([fb_t, xa_t], 1), d.t_a), d.fake_eps_a)
                     + loss_simple(eps_a_net(torch.cat([fa_t, xb_t], 1), d.t_b), d.fake_eps_b))
-            cyc = cycle_loss(x_a, x_b, g_a2b, g_b2a, self.cfg.cycle_loss, fake_b, fake_a)
+            cyc = sum(cycle_losses(x_a, x_b, g_a2b, g_b2a, self.cfg.cycle_loss, fake_b, fake_a))
             loss = cond + fake + self.cfg.lambda_cyc * cyc
             ctx.optimize("generators", loss)
         finally:
@@ -290,7 +279,7 @@ class UnitDDPM(Method):
     def check_release(self, release_t: int) -> int:
         T = self.schedule.num_timesteps
         if isinstance(release_t, bool) or not isinstance(release_t, int) or not -1 <= release_t <= T - 1:
-            raise MethodError(f"model.release_t: expected an integer timestep in [-1, {T - 1}] (T = {T}), "
+            raise ConfigError(f"model.release_t: expected an integer timestep in [-1, {T - 1}] (T = {T}), "
                               f"got {release_t!r}")
         return release_t
 
@@ -313,24 +302,27 @@ class UnitDDPM(Method):
         # the source net runs at each joint step except the last (its output x^src_0 feeds nothing)
         return sum(1 for t in ts[:-1] if t <= release_t)
 
-    def nfe(self, direction, steps=None, release_t: int | None = None):
+    def check_inference_settings(self) -> None:
+        self.check_release(self.cfg.release_t)
+
+    def nfe(self, direction, steps=None):
         """Target-net evaluations (one per step) + source-net evaluations (joint steps with t <= t_r, but the last)."""
         check_direction(direction)
-        t_r = self.check_release(self.cfg.release_t if release_t is None else release_t)
+        t_r = self.check_release(self.cfg.release_t)
         ts = self.timesteps(steps)
         return len(ts) + self._source_evals(ts, t_r)
 
     @torch.no_grad()
-    def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None,
-                  release_t: int | None = None):
+    def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
         """Algorithm 2. x (N, 3, H, W) in [-1, 1] of the source domain -> Translation of the target domain.
 
-        ``release_t`` overrides the config's t_r for this call. With ``return_latents``, ``latents`` holds
+        t_r is ``model.release_t`` (another one: ``method.with_inference(release_t=...)``). With
+        ``return_latents``, ``latents`` holds
         ``timesteps`` (K,) and the states ``x_src``, ``x_tgt`` (K, N, 3, H, W) at the start of K steps (the
         first, the last, a few between, and the first joint step), plus ``release_t`` (a 0-d tensor).
         """
         src, tgt = check_direction(direction).split("2")
-        t_r = self.check_release(self.cfg.release_t if release_t is None else release_t)
+        t_r = self.check_release(self.cfg.release_t)
         ts = self.timesteps(steps)
         eps_src, eps_tgt = self.eps_fn(src), self.eps_fn(tgt)
         clip = self.cfg.clip_x0
@@ -340,17 +332,17 @@ class UnitDDPM(Method):
             record.add(first_joint)
         kept_t, kept_src, kept_tgt = [], [], []
 
-        x_tgt = _randn(x, generator)  # Algorithm 2: the target chain starts from N(0, I)
+        x_tgt = seeded_noise(x, generator)  # Algorithm 2: the target chain starts from N(0, I)
         x_src, joint = None, False
         steps_iter = range(len(ts)) if progress is None else progress(range(len(ts)))
         for i in steps_iter:
             t = ts[i]
             t_next = ts[i + 1] if i + 1 < len(ts) else -1
-            tv = _tvec(t, x)
+            tv = timestep_batch(t, x)
             if t > t_r or not joint:
                 # Algorithm 2 / eqs. (15)-(17): before release (and to start the joint chain at the first
                 # t <= t_r) the source state is the input forward-noised to level t with fresh noise
-                x_src = q_sample(self.schedule, x, tv, _randn(x, generator))
+                x_src = q_sample(self.schedule, x, tv, seeded_noise(x, generator))
                 joint = t <= t_r
             if return_latents and i in record:
                 kept_t.append(t)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from translab.report.plots import Figure, quality_vs_nfe, realism_vs_faithfulness, side_by_side
-from translab.report.tables import build_table, extractor_descriptions, load_evals, unavailable_notes
+from translab.report.tables import (build_table, extractor_descriptions, load_evals, ot_reference_lines,
+                                    unavailable_notes)
 
 ANALYSIS_JSON_MAX_CHARS = 20000
 
@@ -53,6 +54,7 @@ def protocol_lines(evals: list[dict]) -> list[str]:
         "that have a foreground; the share without one is its own column.",
     ]
     lines += [f"Feature extractor {d}" for d in extractor_descriptions(evals)]
+    lines += ot_reference_lines(evals)
     limited = [e for e in evals if (e.get("dataset") or {}).get("limit")]
     for e in limited:
         d = e["dataset"]

@@ -76,7 +76,7 @@ def side_by_side(evals: list[dict]) -> list[Figure]:
         s = load_samples(e)
         if s is None:
             continue
-        for inputs, first, members in groups:
+        for inputs, _first, members in groups:
             if inputs.shape == s["inputs"].shape and torch.equal(inputs, s["inputs"]):
                 members.append((e, s["outputs"]))
                 break

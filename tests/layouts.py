@@ -1,4 +1,4 @@
-"""Small synthetic image sets written to disk in each real layout, for tests and demos.
+"""Test fixtures (kept out of the package): small synthetic image sets written to disk in each real layout.
 
 Domain A images are warm (red-orange) filled squares, domain B images cool (blue-cyan) filled discs, on a
 dark background, so the two domains differ visibly and a test can tell them apart by colour alone

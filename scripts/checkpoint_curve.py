@@ -1,0 +1,107 @@
+"""Accuracy against training time: score every checkpoint of a cMNIST run on the first N test images.
+
+    python scripts/checkpoint_curve.py RUN [--limit N] [--steps S] [--direction a2b] [--threads 1]
+
+For each checkpoint RUN/checkpoints/step_*.pt (oldest first) it translates the first N test images of the
+direction's source domain (seed 0) and prints one line: step, training wall seconds at that checkpoint,
+target accuracy (the shipped digit classifier), mean hue error in degrees, transport cost (mean squared pixel
+distance in [-1, 1]). The table is also written to RUN/analysis/checkpoint_curve.json. No Inception: this
+is the cheap curve that says what a shorter run buys; `translab evaluate` gives the full row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from translab.checkpoint import list_checkpoints
+from translab.data import build_domain_pair
+from translab.data.base import stack_dataset
+from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
+from translab.metrics.color import hue_error, target_accuracy, transport_cost
+from translab.training import load_method
+
+
+def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: int, steps: int | None, clf) -> dict:
+    """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images."""
+    method, _, info = load_method(ckpt)
+    with torch.no_grad():
+        y = method.translate(x, direction, steps=steps, generator=torch.Generator().manual_seed(0)).images
+    _, pred = classifier_outputs(clf, y)
+    return {"step": info["step"], "wall_s": round(float(info["wall_seconds"] or 0.0), 1),
+            "target_accuracy": round(target_accuracy(pred, target), 4),
+            "hue_error_deg": round(hue_error(x, y)["mean_deg"], 2),
+            "transport_cost": round(transport_cost(x, y), 4)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("--limit", type=int, default=256)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps of diffusion methods")
+    p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--plot", default=None, help="also draw the curve into this PNG")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    ckpts = list_checkpoints(run / "checkpoints")
+    if not ckpts:
+        raise SystemExit(f"error: no checkpoints in {run / 'checkpoints'}")
+    _, cfg, _ = load_method(ckpts[-1])
+    if cfg.data.dataset != "cmnist":
+        raise SystemExit(f"error: {run} trains on '{cfg.data.dataset}'; this curve needs cmnist (digit classifier)")
+    pair = build_domain_pair(cfg.data)
+    src, tgt = args.direction[0], args.direction[-1]
+    x = stack_dataset(pair.get(src, "test"), args.limit)
+    target = cfg.data.digit_b if tgt == "b" else cfg.data.digit_a
+    clf = load_classifier(shipped_classifier_path("cmnist"))
+    rows = []
+    print(f"{run}: first {x.shape[0]} test images, {args.direction}")
+    print("step  wall_s  target_acc  hue_err  cost")
+    for ckpt in ckpts:
+        row = score_checkpoint(ckpt, x, args.direction, target, args.steps, clf)
+        rows.append(row)
+        print(f"{row['step']:5d}  {row['wall_s']:7.0f}  {row['target_accuracy']:.3f}  {row['hue_error_deg']:7.2f}  "
+              f"{row['transport_cost']:.4f}", flush=True)
+    out = run / "analysis" / "checkpoint_curve.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"run": str(run), "direction": args.direction, "limit": int(x.shape[0]),
+                               "rows": rows}, indent=1))
+    print(f"written: {out}")
+    if args.plot:
+        print(f"written: {plot_curve(rows, args.plot, f'{run.name}: first {x.shape[0]} test images, {args.direction}')}")
+
+
+def plot_curve(rows: list[dict], path: str, title: str) -> Path:
+    """Target accuracy and hue error against training wall time (minutes), one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [r["wall_s"] / 60 for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(minutes, [r["target_accuracy"] for r in rows], "o-", color="tab:blue", label="target accuracy")
+    ax.set_xlabel("training wall time (min)")
+    ax.set_ylabel("target accuracy", color="tab:blue")
+    ax.set_ylim(0, 1.02)
+    ax2 = ax.twinx()
+    ax2.plot(minutes, [r["hue_error_deg"] for r in rows], "s--", color="tab:red", label="hue error")
+    ax2.set_ylabel("hue error (deg)", color="tab:red")
+    for r, m in zip(rows, minutes):
+        if r is rows[0] or r is rows[-1]:
+            ax.annotate(f"step {r['step']}", (m, r["target_accuracy"]), textcoords="offset points", xytext=(0, -14),
+                        fontsize=8, ha="center")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+if __name__ == "__main__":
+    main()

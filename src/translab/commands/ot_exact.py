@@ -1,0 +1,49 @@
+"""`translab ot-exact --out DIR [--limit N] [--no-inception]`: the exact optimal-transport reference row.
+
+Solves the discrete OT between the test 2s and the test 3s of Colored MNIST (translab.ot_exact; its Python
+function evaluate_ot_exact takes other data configs) and writes DIR/eval/ot-exact_a2b_nosteps[_limitN].json, which
+`translab compare DIR RUN...` shows as a reference row and uses for the transport-cost ratio column."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ot-exact", help="exact optimal transport between the test sets: the transport-cost "
+                                        "reference row for `translab compare`")
+    p.add_argument("--out", required=True, help="pseudo run directory to write eval/ot-exact_*.json into")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N test images of each domain")
+    p.add_argument("--no-inception", action="store_true", help="skip Inception FID/KID (reported as skipped)")
+    p.add_argument("--no-cache", action="store_true", help="solve again instead of reading a cached plan")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="device of the metric networks (cpu | cuda | cuda:N)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    import torch
+
+    from translab.ot_exact import evaluate_ot_exact
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    path = evaluate_ot_exact(args.out, limit=args.limit, inception=not args.no_inception,
+                             progress=not args.no_progress, device=args.device,
+                             batch_size=args.batch_size, use_cache=not args.no_cache)
+    print(summary(json.loads(path.read_text())))
+    print(f"wrote {path}")
+    return 0
+
+
+def summary(result: dict) -> str:
+    """A few lines: the exact cost and the assigned targets' metrics."""
+    from translab.commands.evaluate import summary_lines
+
+    o = result["metrics"]["ot_exact"]
+    head = (f"exact OT cost {o['cost']:.5f} (MSE per pixel, [-1, 1]) between {o['n_sources']} and "
+            f"{o['n_targets']} images; network simplex {o['solve_seconds']:.2f} s"
+            f"{' (cached plan)' if o['plan_cached'] else ''}; {o['sources_split']} sources split their mass")
+    body = summary_lines({**result, "steps": "n/a", "cost": {**result["cost"], "nfe_per_image": "n/a"}})
+    return head + "\n" + body

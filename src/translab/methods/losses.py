@@ -1,0 +1,26 @@
+"""Losses shared by more than one method."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from translab.config import ConfigError
+
+CYCLE_DISTANCES = ("l1", "l2")
+
+
+def cycle_losses(x_a: torch.Tensor, x_b: torch.Tensor, g_a2b: Callable, g_b2a: Callable, kind: str = "l1",
+                 fake_b: torch.Tensor | None = None, fake_a: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cycle consistency (CycleGAN, Zhu et al. 2017, eq. 2; UNIT-DDPM, Sasaki et al. 2021, eq. 13):
+    (mean d(g_b2a(g_a2b(x_a)), x_a), mean d(g_a2b(g_b2a(x_b)), x_b)) with d = |.| ('l1') or (.)^2 ('l2'),
+    averaged over elements. x_a, x_b (N, C, H, W); ``fake_b`` = g_a2b(x_a) and ``fake_a`` = g_b2a(x_b) may be
+    passed when already computed."""
+    if kind not in CYCLE_DISTANCES:
+        raise ConfigError(f"cycle loss: expected one of {', '.join(CYCLE_DISTANCES)}, got '{kind}'")
+    dist = F.l1_loss if kind == "l1" else F.mse_loss
+    fake_b = g_a2b(x_a) if fake_b is None else fake_b
+    fake_a = g_b2a(x_b) if fake_a is None else fake_a
+    return dist(g_b2a(fake_b), x_a), dist(g_a2b(fake_a), x_b)
