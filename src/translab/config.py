@@ -39,6 +39,11 @@ def describe(meaning: str, default: Any = dataclasses.MISSING, factory: Any = da
     return field(default=default, metadata=metadata)
 
 
+def inference_fields(settings: Any) -> list[str]:
+    """Names of the fields of a settings dataclass declared with ``describe(..., inference=True)``, sorted."""
+    return sorted(f.name for f in fields(settings) if f.metadata.get("inference"))
+
+
 @dataclass
 class DataConfig:
     dataset: str = describe("cmnist | celeba | folders | synthetic", "cmnist")

@@ -13,7 +13,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
-from translab.config import Config, diff_configs, dump_yaml
+from translab.config import Config, diff_configs, dump_yaml, inference_fields
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.diffusion.process import seeded_noise
@@ -233,7 +233,7 @@ def resume_safe_keys(cfg: Config) -> tuple[str, ...]:
     data.root, and the method's inference settings (fields declared with ``describe(..., inference=True)``)."""
     keys = ["train.", "data.num_workers", "data.root"]
     if is_dataclass(cfg.model):
-        keys += [f"model.{f.name}" for f in fields(cfg.model) if f.metadata.get("inference")]
+        keys += [f"model.{name}" for name in inference_fields(cfg.model)]
     return tuple(keys)
 
 
@@ -333,21 +333,21 @@ def load_init_sources(method: Method) -> dict:
     return {field: load_method(resolve_run(name)) for field, name in method.init_sources().items()}
 
 
-def _build_optimizers(method: Method, cfg: Config) -> tuple[dict, dict]:
+def _build_optimizers(method: Method, specs: dict) -> tuple[dict, dict]:
     """AdamW per OptimizerSpec of the method -> ({name: optimiser}, {name: net names it steps})."""
     optimizers, opt_nets = {}, {}
-    for oname, spec in method.optimizer_specs(cfg.train).items():
+    for oname, spec in specs.items():
         params = [p for n in spec.nets for p in method.nets[n].parameters()]
         optimizers[oname] = torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
         opt_nets[oname] = spec.nets
     return optimizers, opt_nets
 
 
-def _build_schedulers(method: Method, cfg: Config, optimizers: dict, start_step: int) -> dict:
+def _build_schedulers(specs: dict, cfg: Config, optimizers: dict, start_step: int) -> dict:
     """Set every optimiser to the config's rate (also on a resume that changed it: a loaded optimiser state
     keeps the checkpoint's) and attach the method's LR schedule or the configured step drop."""
     schedulers = {}
-    for oname, spec in method.optimizer_specs(cfg.train).items():
+    for oname, spec in specs.items():
         for group in optimizers[oname].param_groups:
             group["lr"] = group["initial_lr"] = spec.lr
         lr_lambda = spec.lr_lambda or _step_drop(cfg.train)
@@ -373,7 +373,8 @@ def start_session(cfg: Config, run: RunDir, pair=None) -> TrainSession:
         run.config_file.write_text(dump_yaml(cfg))
     pair = pair or build_domain_pair(cfg.data)
     method = _build_method(cfg, accelerator.device, fresh=state is None)
-    optimizers, opt_nets = _build_optimizers(method, cfg)
+    specs = method.optimizer_specs(cfg.train)
+    optimizers, opt_nets = _build_optimizers(method, specs)
     generator = torch.Generator().manual_seed(cfg.train.seed * 1000 + accelerator.process_index)
     start_step = 0
     if state is not None:
@@ -385,7 +386,7 @@ def start_session(cfg: Config, run: RunDir, pair=None) -> TrainSession:
             raise CheckpointError(f"{ckpt_path}: its optimiser states do not fit the {cfg.method} model: {e}") from None
         _set_rng_state(state["rng"], generator)
         start_step = int(state["step"])
-    schedulers = _build_schedulers(method, cfg, optimizers, start_step)
+    schedulers = _build_schedulers(specs, cfg, optimizers, start_step)
     models = {}
     for n, net in method.nets.items():
         wrapped = accelerator.prepare(net)
@@ -438,8 +439,9 @@ def save_sample_grid(s: TrainSession, step: int) -> None:
     s.method.nets.train()
 
 
-def train_one_step(s: TrainSession, step: int) -> dict[str, float]:
-    """The method's optimisation step ``step + 1`` on the next batches; refuses non-finite scalars."""
+def train_one_step(s: TrainSession, step: int) -> tuple[dict[str, float], int]:
+    """The method's optimisation step ``step + 1`` on the next batches; refuses non-finite scalars.
+    Returns (the method's scalars, images this process trained on)."""
     device = s.accelerator.device
     batch_a, batch_b = (next(it).to(device) for it in s.batches)
     if s.cfg.train.channels_last:
@@ -457,8 +459,7 @@ def train_one_step(s: TrainSession, step: int) -> dict[str, float]:
         if s.is_main:
             s.run.log(msg)
         raise TrainingError(msg)
-    scalars["_images"] = float(batch_a.shape[0] + batch_b.shape[0])
-    return scalars
+    return scalars, batch_a.shape[0] + batch_b.shape[0]
 
 
 def advance_schedules(s: TrainSession, step: int) -> dict[str, float]:
@@ -516,8 +517,8 @@ def fit(s: TrainSession, on_step=None) -> TrainResult:
     step, last_scalars, stopped_early, last_saved = s.start_step, {}, False, s.start_step
     with GracefulInterrupt() as interrupt:
         while step < tc.steps:
-            scalars = train_one_step(s, step)
-            meter.add(scalars.pop("_images") * s.accelerator.num_processes)
+            scalars, n_images = train_one_step(s, step)
+            meter.add(n_images * s.accelerator.num_processes)
             step += 1
             step_lr = advance_schedules(s, step)
             last_scalars = scalars

@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from translab.config import ConfigError
+from translab.config import ConfigError, inference_fields
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -119,7 +119,7 @@ class Method:
         """A view of this trained method with other inference settings (its config fields declared with
         ``describe(..., inference=True)``, e.g. ``release_t``); it shares the nets, so it costs nothing.
         ConfigError for a name that is not an inference setting of this method."""
-        allowed = sorted(f.name for f in dataclasses.fields(self.cfg) if f.metadata.get("inference"))
+        allowed = inference_fields(self.cfg)
         bad = sorted(set(settings) - set(allowed))
         if bad:
             raise ConfigError(f"model.{bad[0]} is not an inference setting of {self.name}; "
