@@ -1,4 +1,5 @@
-"""DDIB's quality against its number of network evaluations, for each ODE solver (DDIM, DPM-Solver++(2M)).
+"""DDIB's quality against its number of network evaluations, for each ODE solver (DDIM, DPM-Solver++(2M),
+EDICT) and classifier-free guidance scale (``--guidance``, models trained with label dropout).
 
 For every (solver, steps per chain) it translates the first ``--limit`` test 2s with the shipped (or given)
 DDIB and measures, with the same metric code as ``translab evaluate --limit N``:
@@ -34,7 +35,7 @@ from translab.shipped import resolve_run
 from translab.training import load_method
 
 GRID_IMAGES = 12
-COLUMNS = ("sampler", "steps", "t_max", "nfe", "target_accuracy", "hue_error_deg", "fid_inception",
+COLUMNS = ("sampler", "guidance", "steps", "t_max", "nfe", "target_accuracy", "hue_error_deg", "fid_inception",
            "fid_classifier", "recon_mse", "transport_cost", "images_per_s")
 
 
@@ -67,7 +68,7 @@ def measure(method, x, real_f, extractors, clf, steps: int, args) -> dict:
         entry = fid.get(name, {})
         return entry.get("fid") if entry.get("available") else None
 
-    return {"sampler": method.cfg.sampler, "steps": steps, "t_max": method.timesteps(steps)[0],
+    return {"sampler": method.cfg.sampler, "guidance": method.cfg.guidance, "steps": steps, "t_max": method.timesteps(steps)[0],
             "nfe": method.nfe("a2b", steps),
             "target_accuracy": classifier_accuracy(clf, y, "3", args.batch_size).get("value"),
             "hue_error_deg": hue_error(x, y)["mean_deg"], "fid_inception": fid_of("inception"),
@@ -101,13 +102,12 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
               ("fid_inception", "Inception FID"), ("recon_mse", "reconstruction MSE (A -> A)"))
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, (key, label) in zip(axes, panels):
-        for name in sorted({(r["sampler"], r["t_max_label"]) for r in rows}):
-            pts = sorted((r["nfe"], r[key]) for r in rows if (r["sampler"], r["t_max_label"]) == name
-                         and r[key] is not None)
+        for name in sorted({line_label(r) for r in rows}):
+            pts = sorted((r["nfe"], r[key]) for r in rows if line_label(r) == name and r[key] is not None)
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=name[0] + name[1])
+                ax.plot(*zip(*pts), marker="o", label=name)
         ax.set_xscale("log")
-        ax.set_xlabel("NFE per image (2 x steps)")
+        ax.set_xlabel("NFE per image")
         ax.set_ylabel(label)
         if key == "recon_mse":
             ax.set_yscale("log")
@@ -120,14 +120,18 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def line_label(row: dict) -> str:
+    """One plotted line per solver, start and guidance scale."""
+    w = row.get("guidance", 1.0)
+    return row["sampler"] + row.get("t_max_label", "") + ("" if w == 1.0 else f" w={w:g}")
+
+
 def grid_outputs(method, x: torch.Tensor, rows: list[dict]) -> list[torch.Tensor]:
-    """The a2b translations of x (n, 3, H, W) with each row's solver, steps and start (n, 3, H, W) each."""
-    saved = method.cfg.sampler, method.cfg.t_max
+    """The a2b translations of x (n, 3, H, W) with each row's solver, guidance, steps and start (n, 3, H, W)."""
     outs = []
     for r in rows:
-        method.cfg.sampler, method.cfg.t_max = r["sampler"], r["t_max"]
-        outs.append(method.translate(x, "a2b", steps=r["steps"]).images)
-    method.cfg.sampler, method.cfg.t_max = saved
+        view = method.with_inference(sampler=r["sampler"], t_max=r["t_max"], guidance=r.get("guidance", 1.0))
+        outs.append(view.translate(x, "a2b", steps=r["steps"]).images)
     return outs
 
 
@@ -160,7 +164,7 @@ def command_line(args) -> str:
 
 
 def row_key(row: dict) -> tuple:
-    return row["sampler"], row["steps"], row["t_max"]
+    return row["sampler"], row.get("guidance", 1.0), row["steps"], row["t_max"]
 
 
 def previous_rows(path: Path) -> list[dict]:
@@ -178,7 +182,7 @@ def merged(kept: list[dict], new: list[dict]) -> list[dict]:
     """``kept`` rows not measured again, then the new ones, sorted by solver, start and NFE."""
     keys = {row_key(r) for r in new}
     rows = [r for r in kept if row_key(r) not in keys] + new
-    return sorted(rows, key=lambda r: (r["sampler"], r.get("t_max_label", ""), r["nfe"]))
+    return sorted(rows, key=lambda r: (line_label(r), r["nfe"]))
 
 
 def parse_args(argv=None):
@@ -188,6 +192,7 @@ def parse_args(argv=None):
     p.add_argument("--recon-limit", type=int, default=256, help="inputs used for the reconstruction error")
     p.add_argument("--steps", default="5,10,20,50", help="solver steps per chain, comma-separated")
     p.add_argument("--samplers", default="ddim,dpmpp2m")
+    p.add_argument("--guidance", default="1", help="classifier-free guidance scales w, comma-separated")
     p.add_argument("--t-max", type=int, default=None, help="start every chain here (default: T - T/steps)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
@@ -220,10 +225,11 @@ def main(argv=None) -> None:
     kept = previous_rows(out / f"{args.name}.json") if args.merge else []
     header["commands"] = ([] if not args.merge else kept_commands(out / f"{args.name}.json")) + [header["command"]]
     rows = []
-    for sampler in args.samplers.split(","):
-        method.cfg.sampler = sampler
+    settings = [(sampler, float(w)) for sampler in args.samplers.split(",") for w in args.guidance.split(",")]
+    for sampler, w in settings:
+        view = method.with_inference(sampler=sampler, guidance=w)
         for steps in (int(s) for s in args.steps.split(",")):
-            row = measure(method, x, real_f, extractors, clf, steps, args)
+            row = measure(view, x, real_f, extractors, clf, steps, args)
             row["t_max_label"] = "" if args.t_max is None else f" (t_max {args.t_max})"
             rows.append(row)
             print(table(rows[-1:]).splitlines()[-1], flush=True)
@@ -232,7 +238,7 @@ def main(argv=None) -> None:
     print(table(rows))
     plot(rows, out / f"{args.name}.png", f"DDIB {args.run}: {header['inputs']}, reference {header['reference']}")
     save_outputs(x, grid_outputs(method, x[:GRID_IMAGES], rows),
-                 [f"{r['sampler']} 2x{r['steps']} (t_max {r['t_max']})" for r in rows], out / f"{args.name}_outputs.png")
+                 [f"{line_label(r)} 2x{r['steps']} (t_max {r['t_max']})" for r in rows], out / f"{args.name}_outputs.png")
     print(f"wrote {out / args.name}.json, .png and _outputs.png")
 
 

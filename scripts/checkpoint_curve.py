@@ -1,11 +1,13 @@
 """Accuracy against training time: score every checkpoint of a cMNIST run on the first N test images.
 
     python scripts/checkpoint_curve.py RUN [--limit N] [--steps S] [--direction a2b] [--threads 1]
+                                           [--set model.guidance=2 ...] [--name NAME]
 
 For each checkpoint RUN/checkpoints/step_*.pt (oldest first) it translates the first N test images of the
 direction's source domain (seed 0) and prints one line: step, training wall seconds at that checkpoint,
 target accuracy (the shipped digit classifier), mean hue error in degrees, transport cost (mean squared pixel
-distance in [-1, 1]). The table is also written to RUN/analysis/checkpoint_curve.json. No Inception: this
+distance in [-1, 1]). ``--set`` applies inference settings (e.g. DDIB's guidance) to every checkpoint. The table
+is also written to RUN/analysis/NAME.json (default checkpoint_curve). No Inception: this
 is the cheap curve that says what a shorter run buys; `translab evaluate` gives the full row.
 """
 from __future__ import annotations
@@ -24,9 +26,13 @@ from translab.metrics.color import hue_error, target_accuracy, transport_cost
 from translab.training import load_method
 
 
-def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: int, steps: int | None, clf) -> dict:
-    """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images."""
+def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: int, steps: int | None, clf,
+                     settings: dict | None = None) -> dict:
+    """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images;
+    ``settings``: inference settings of the method (``Method.with_inference``)."""
     method, _, info = load_method(ckpt)
+    if settings:
+        method = method.with_inference(**settings)
     with torch.no_grad():
         y = method.translate(x, direction, steps=steps, generator=torch.Generator().manual_seed(0)).images
     _, pred = classifier_outputs(clf, y)
@@ -34,6 +40,24 @@ def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: int, s
             "target_accuracy": round(target_accuracy(pred, target), 4),
             "hue_error_deg": round(hue_error(x, y)["mean_deg"], 2),
             "transport_cost": round(transport_cost(x, y), 4)}
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    """The step of a checkpoint file named step_<N>.pt."""
+    return int(ckpt.stem.split("_")[-1])
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """['model.guidance=2'] -> {'guidance': 2.0}; SystemExit naming a malformed one."""
+    import yaml
+
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("model."):
+            raise SystemExit(f"error: --set {pair!r}: expected model.KEY=VALUE")
+        settings[key[len("model."):]] = yaml.safe_load(value)
+    return settings
 
 
 def main() -> None:
@@ -44,7 +68,12 @@ def main() -> None:
     p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--plot", default=None, help="also draw the curve into this PNG")
+    p.add_argument("--set", action="append", default=[], metavar="model.KEY=VALUE",
+                   help="inference setting applied to every checkpoint, e.g. model.guidance=2 (repeatable)")
+    p.add_argument("--every", type=int, default=0, help="score only checkpoints whose step is a multiple of this")
+    p.add_argument("--name", default="checkpoint_curve", help="stem of the JSON written under RUN/analysis")
     args = p.parse_args()
+    settings = parse_settings(args.set)
     torch.set_num_threads(args.threads)
     run = Path(args.run)
     ckpts = list_checkpoints(run / "checkpoints")
@@ -62,14 +91,16 @@ def main() -> None:
     print(f"{run}: first {x.shape[0]} test images, {args.direction}")
     print("step  wall_s  target_acc  hue_err  cost")
     for ckpt in ckpts:
-        row = score_checkpoint(ckpt, x, args.direction, target, args.steps, clf)
+        if args.every and checkpoint_step(ckpt) % args.every:
+            continue
+        row = score_checkpoint(ckpt, x, args.direction, target, args.steps, clf, settings)
         rows.append(row)
         print(f"{row['step']:5d}  {row['wall_s']:7.0f}  {row['target_accuracy']:.3f}  {row['hue_error_deg']:7.2f}  "
               f"{row['transport_cost']:.4f}", flush=True)
-    out = run / "analysis" / "checkpoint_curve.json"
+    out = run / "analysis" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"run": str(run), "direction": args.direction, "limit": int(x.shape[0]),
-                               "rows": rows}, indent=1))
+                               "steps": args.steps, "settings": settings, "rows": rows}, indent=1))
     print(f"written: {out}")
     if args.plot:
         print(f"written: {plot_curve(rows, args.plot, f'{run.name}: first {x.shape[0]} test images, {args.direction}')}")

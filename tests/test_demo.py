@@ -6,7 +6,7 @@ import json
 import pytest
 
 from translab.cli import main
-from translab.commands.demo import (DDIB_SAMPLER, DDIB_STEPS, DEMO_LIMIT, DEMO_ROWS, QUICK_LIMIT, demo_limit,
+from translab.commands.demo import (DDIB_GUIDANCE, DDIB_SAMPLER, DDIB_STEPS, DEMO_LIMIT, DEMO_ROWS, QUICK_LIMIT, demo_limit,
                                     split_counts)
 from translab.shipped import shipped_models
 
@@ -24,7 +24,7 @@ def test_demo_quick_fills_every_shipped_row(tmp_path, capsys):
         assert f"{method} a2b" in report, method
     assert "sdedit a2b" in report
     # DDIB's row runs the demo's solver and steps
-    assert f"ddib a2b ({DDIB_STEPS} steps; model.sampler={DDIB_SAMPLER})" in report
+    assert f"ddib a2b ({DDIB_STEPS} steps; model.sampler={DDIB_SAMPLER}, model.guidance={DDIB_GUIDANCE})" in report
     assert (tmp_path / "demo" / "report.html").is_file()
     assert f"report: {(tmp_path / 'demo' / 'report.html').resolve()}" in out
     # the installed package was not written to: evaluations live in the demo's own copies
@@ -68,12 +68,16 @@ def test_demo_default_subset_is_the_first_256_of_each_test_split():
     assert split_counts(None) == (1032, 1010)  # --full: RESULTS.md's full split
 
 
-def test_demo_ddib_row_uses_the_default_solver():
-    """The demo's DDIB row is the setting chosen by the NFE sweep, and the one DDIB runs when not told."""
-    from translab.methods.ddib import DDIBConfig, ODE_SOLVERS
+def test_demo_ddib_row_uses_the_shipped_defaults():
+    """The demo's DDIB row spells out the shipped model's own defaults (solver, steps, guidance)."""
+    from translab.methods.ddib import ODE_SOLVERS
+    from translab.shipped import resolve_run
+    from translab.training import load_method
 
     ddib = next(r for r in DEMO_ROWS if r.label == "ddib")
-    assert ddib.overrides["model.sampler"] == DDIB_SAMPLER == DDIBConfig().sampler
+    shipped, _, _ = load_method(resolve_run(ddib.model))
+    assert ddib.overrides == {"model.sampler": DDIB_SAMPLER, "model.guidance": DDIB_GUIDANCE}
+    assert (shipped.cfg.sampler, shipped.cfg.steps, shipped.cfg.guidance) == (DDIB_SAMPLER, DDIB_STEPS, DDIB_GUIDANCE)
     assert DDIB_SAMPLER in ODE_SOLVERS and ddib.steps == DDIB_STEPS
     assert len({r.label for r in DEMO_ROWS}) == len(DEMO_ROWS)
 

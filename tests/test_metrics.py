@@ -224,3 +224,27 @@ def test_inception_unavailable_paths_give_reasons(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_VAR, str(code))
     with pytest.raises(InceptionUnavailable, match="could not load"):  # refused: loads are forced weights-only
         load_inception()
+
+
+@pytest.mark.parametrize("micro_batch", [None, 1, 3, 64])
+def test_inception_features_do_not_depend_on_the_micro_batch(micro_batch):
+    """InceptionFeatures splits the images into micro-batches on a CPU; with a tiny real network in eval mode
+    (a convolution, BatchNorm with running statistics, pooling to 2048 features) the features of 7 images are
+    the same whatever the split, in order, and an empty input gives (0, 2048)."""
+    from torch import nn
+
+    from translab.metrics.inception import InceptionFeatures
+
+    class ToFloat(nn.Module):  # the real network takes uint8 images, as InceptionFeatures passes them
+        def forward(self, x):
+            return x.float() / 255
+
+    torch.manual_seed(0)
+    net = nn.Sequential(ToFloat(), nn.Conv2d(3, 2048, 3), nn.BatchNorm2d(2048), nn.AdaptiveAvgPool2d(1)).eval()
+    x = torch.rand(7, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    whole = InceptionFeatures(net, "test", None)(x)
+    split = InceptionFeatures(net, "test", micro_batch)(x)
+    assert split.shape == (7, 2048) and split.dtype == torch.float64
+    assert torch.allclose(split, whole, atol=1e-6)
+    assert torch.allclose(split[3], InceptionFeatures(net, "test", None)(x[3:4])[0], atol=1e-6)
+    assert InceptionFeatures(net, "test", micro_batch)(x[:0]).shape == (0, 2048)

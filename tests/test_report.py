@@ -140,8 +140,10 @@ def test_markdown_report_has_table_protocol_and_every_figure(runs):
     assert "antialias=False" in md and "not tiled to 10,000" in md
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
     # two sets of inputs (a2b and b2a) -> two side-by-side figures, plus the two plots
-    assert sorted(Path(f).name for f in figures) == ["quality_vs_nfe.png", "realism_vs_faithfulness.png",
-                                                     "side_by_side_0.png", "side_by_side_1.png"]
+    names = sorted(Path(f).name for f in figures)
+    expected = ["quality_vs_nfe.png", "realism_vs_faithfulness.png", "side_by_side_0.png", "side_by_side_1.png"]
+    has_accuracy = any("target accuracy" in line for line in md.splitlines() if line.startswith("| method"))
+    assert names == sorted(expected + (["accuracy_vs_faithfulness.png"] if has_accuracy else []))
     for f in figures:
         with Image.open(out / f) as im:
             assert im.format == "PNG" and im.size[0] > 100
@@ -222,3 +224,24 @@ def test_cmnist_evaluation_uses_the_shipped_digit_reader(tmp_path):
     back, _ = evaluate_run(tmp_path / "cm", EvalOptions(direction="b2a", limit=4, steps=2, inception=False,
                                                         progress=False))
     assert back["metrics"]["target_accuracy"]["target"] == "2"
+
+
+def _entry(run: str, overrides: dict, accuracy, hue) -> dict:
+    metrics = {"hue_error": {"mean_deg": hue}}
+    if accuracy is not None:
+        metrics["target_accuracy"] = {"value": accuracy}
+    return {"method": "ddib", "direction": "a2b", "steps": 10, "overrides": overrides, "metrics": metrics,
+            "_run_dir": Path(run)}
+
+
+def test_accuracy_vs_faithfulness_joins_one_runs_settings_and_needs_an_accuracy():
+    from translab.report.plots import accuracy_vs_faithfulness
+
+    evals = [_entry("runs/ddib", {"model.guidance": w}, acc, hue)
+             for w, acc, hue in ((1, 0.8, 8.0), (2, 0.95, 11.0), (3, 1.0, 13.0))]
+    fig = accuracy_vs_faithfulness(evals + [_entry("runs/other", {}, None, 5.0)])
+    assert fig is not None and fig.key == "accuracy_vs_faithfulness"
+    assert "Left out" in fig.caption
+    with Image.open(io.BytesIO(fig.png)) as im:
+        assert im.format == "PNG"
+    assert accuracy_vs_faithfulness([_entry("runs/x", {}, None, 5.0)]) is None

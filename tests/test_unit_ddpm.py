@@ -164,6 +164,87 @@ def test_generator_gradient_reaches_both_generators_through_denoisers():
         assert not same(before[n], snapshot(method, [n])), f"{n} got no gradient from eq. (12)"
 
 
+def _generator_loss(method, x_a, x_b, d) -> float:
+    """Eq. (14) on a fixed draw, without optimising."""
+    from translab.diffusion.process import loss_simple
+
+    with torch.no_grad():
+        g_a2b, g_b2a = method.nets["g_a2b"], method.nets["g_b2a"]
+        fb, fa = g_a2b(x_a), g_b2a(x_b)
+        xa_t, xb_t, fb_t, fa_t = method._noisy_pairs(x_a, x_b, fb, fa, d)
+        e_a, e_b = method.nets["eps_a"], method.nets["eps_b"]
+        terms = (loss_simple(e_a(torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
+                 + loss_simple(e_b(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b)
+                 + loss_simple(e_b(torch.cat([fb_t, xa_t], 1), d.t_a), d.fake_eps_a)
+                 + loss_simple(e_a(torch.cat([fa_t, xb_t], 1), d.t_b), d.fake_eps_b))
+        return float(terms + method.cfg.lambda_cyc * cycle_loss(x_a, x_b, g_a2b, g_b2a, method.cfg.cycle_loss))
+
+
+def _denoiser_loss(method, x_a, x_b, d) -> float:
+    from translab.diffusion.process import loss_simple
+
+    with torch.no_grad():
+        fb, fa = method.nets["g_a2b"](x_a), method.nets["g_b2a"](x_b)
+        xa_t, xb_t, fb_t, fa_t = method._noisy_pairs(x_a, x_b, fb, fa, d)
+        return float(loss_simple(method.nets["eps_a"](torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
+                     + loss_simple(method.nets["eps_b"](torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b))
+
+
+def test_one_joint_step_moves_each_half_down_its_own_loss():
+    """Algorithm 1 on a fixed draw, small learning rates: the denoiser step lowers eq. (11) and the generator
+    step then lowers eq. (14), each evaluated before and after its own step on the same images and noise."""
+    cfg = tiny_cfg("train.lr=0.0003", "model.generator_lr=0.0003")
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+    before = _denoiser_loss(method, x_a, x_b, d)
+    method.denoiser_step(ctx, x_a, x_b, d)
+    assert _denoiser_loss(method, x_a, x_b, d) < before
+    before = _generator_loss(method, x_a, x_b, d)
+    method.generator_step(ctx, x_a, x_b, d)
+    assert _generator_loss(method, x_a, x_b, d) < before
+
+
+def test_sds_fake_term_has_the_full_value_and_the_jacobian_free_gradient():
+    """generator_grad=sds: same value as eq. (12)'s fake term; gradient w.r.t. the noised fake
+    = 2 (eps_hat - eps) / numel (DreamFusion eq. 3), which differs from the full gradient."""
+    cfg = tiny_cfg("model.generator_grad=sds")
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    net = method.nets["eps_b"]
+    fake_t = torch.randn(4, 3, 8, 8, requires_grad=True)
+    partner_t, eps = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    t = torch.full((4,), 50)
+    loss = method._fake_term(net, fake_t, partner_t, t, eps)
+    (grad,) = torch.autograd.grad(loss, fake_t)
+    with torch.no_grad():
+        residual = net(torch.cat([fake_t, partner_t], 1), t) - eps
+    assert torch.isclose(loss, (residual ** 2).mean())
+    assert torch.allclose(grad, 2 * residual / residual.numel(), atol=1e-7)
+    method.cfg.generator_grad = "full"
+    (full,) = torch.autograd.grad(method._fake_term(net, fake_t, partner_t, t, eps), fake_t)
+    assert not torch.allclose(full, grad, atol=1e-6)
+
+
+def test_generator_warmup_skips_the_generator_step(tmp_path):
+    cfg = tiny_cfg("model.generator_warmup=2")
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    gen0 = snapshot(method, GENERATORS)
+    for step in range(2):
+        ctx.step = step
+        out = method.train_step(ctx, x_a, x_b)
+        assert "loss_generators" not in out
+    assert same(gen0, snapshot(method, GENERATORS))
+    ctx.step = 2
+    assert "loss_generators" in method.train_step(ctx, x_a, x_b)
+    assert not same(gen0, snapshot(method, GENERATORS))
+
+
 def test_cycle_loss_identity_zero_and_analytic_scale():
     x_a, x_b = batch(4, 8, seed=3)
     ident = torch.nn.Identity()
@@ -191,6 +272,10 @@ def test_bad_settings_raise_clear_errors():
         build_method(tiny_cfg("model.release_t=100"))
     with pytest.raises(ConfigError, match="n_down"):
         build_method(tiny_cfg("model.generator.n_down=4"))
+    with pytest.raises(ConfigError, match="model.generator_grad"):
+        build_method(tiny_cfg("model.generator_grad=half"))
+    with pytest.raises(ConfigError, match="model.generator_warmup"):
+        build_method(tiny_cfg("model.generator_warmup=-1"))
     method = build_method(tiny_cfg())
     with pytest.raises(ConfigError, match="release_t"):
         method.with_inference(release_t=-2)

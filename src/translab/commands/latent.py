@@ -92,6 +92,10 @@ def run(args) -> int:
     if not isinstance(method, (LatentBridge, ReleasedChains)):
         raise MethodError(f"--run {args.run} is a {method.name} model; `translab latent` analyses {ANALYSES} "
                           f"(ddib and unit-ddpm runs)")
+    if getattr(method.cfg, "sampler", None) == "edict":
+        raise MethodError(f"--run {args.run} decodes with model.sampler=edict, whose latents are coupled pairs "
+                          "(N, 2, 3, H, W); the latent analyses need one latent per image: train or export it "
+                          "with model.sampler=ddim or dpmpp2m")
     out = Path(args.out_dir) if args.out_dir else run_directory(path) / "analysis"
     pair = build_domain_pair(cfg.data)
     header = {"run": str(path), "run_name": run_directory(path).name, "method": method.name, "checkpoint": info,

@@ -39,6 +39,27 @@ def loss_simple(net_eps: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(net_eps, eps)
 
 
+def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma loss weights (N,) of an eps-prediction loss at timesteps t (N,): min(SNR_t, gamma) / SNR_t,
+    SNR_t = alpha_bar_t / (1 - alpha_bar_t) (Hang et al., "Efficient Diffusion Training via Min-SNR Weighting
+    Strategy", ICCV 2023, eq. 7 rewritten for the eps target). 1 at high noise (SNR <= gamma), less where the
+    image is nearly clean."""
+    ab = schedule.alpha_bar_at(t.cpu())
+    snr = ab / (1 - ab)
+    weight = torch.where(snr <= gamma, torch.ones_like(snr), gamma / snr)  # no 0/0 where alpha_bar = 0
+    return weight.float().to(t.device)
+
+
+def drop_labels(label: torch.Tensor, p: float, generator: torch.Generator | None = None,
+                null_label: int = 2) -> torch.Tensor:
+    """Class labels (N,) long with each one replaced by ``null_label`` with probability p (Ho & Salimans 2022,
+    "Classifier-Free Diffusion Guidance", Algorithm 1, the unconditional "p_uncond" draw). p = 0: unchanged."""
+    if p <= 0:
+        return label
+    drop = torch.rand(label.shape, generator=generator) < p
+    return torch.where(drop.to(label.device), torch.full_like(label, null_label), label)
+
+
 def timestep_batch(t: int, x: torch.Tensor) -> torch.Tensor:
     """The integer timestep t as a (N,) long tensor on x's device, N = x.shape[0] (one per image)."""
     return torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)

@@ -8,6 +8,12 @@ Translate A -> B by encoding x_A to a latent with the source model's determinist
 - ``conditional: true``: one denoiser with a domain label serves both domains;
 - ``conditional: false``: two independent unconditional denoisers eps_a and eps_b, each trainable alone on
   its own domain (``train_domains: [a]`` or ``[b]``; the paper's privacy setting).
+
+Beyond the paper (issue 18): a conditional model trained with ``label_dropout`` > 0 also learns a null class,
+so decoding can be guided toward the target domain with a scale ``guidance`` w (classifier-free guidance, Ho &
+Salimans 2022; encoding stays the source domain's own ODE, so w = 1 is the paper's DDIB); ``loss_weighting:
+min_snr`` weights the loss over t (Hang et al. 2023); ``sampler: edict`` integrates both ODEs with EDICT's
+coupled, algebraically invertible steps (Wallace et al. 2023), so decode(encode(x)) = x up to rounding.
 """
 from __future__ import annotations
 
@@ -17,19 +23,25 @@ from typing import Callable
 import torch
 
 from translab.config import ConfigError, describe
-from translab.diffusion.process import loss_simple, q_sample, sample_t
+from translab.diffusion.process import drop_labels, loss_simple, min_snr_weight, q_sample, sample_t
+from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, Translation, check_direction
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DOMAIN_INDEX = {"a": 0, "b": 1}
+NULL_LABEL = 2  # the "no domain" class of a model trained with label dropout
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
 
 #: ODE solvers of the probability-flow ODE: name -> (encode: clean -> latent, decode: latent -> clean), each a
 #: pure function of (eps_fn, schedule, start tensor, descending timesteps) with one network evaluation per
 #: timestep. ddim: first order (Song et al. 2021, eq. 12); dpmpp2m: DPM-Solver++(2M), second-order multistep
-#: (Lu et al. 2022, arXiv 2211.01095, Alg. 2).
-ODE_SOLVERS = {"ddim": (invert_ddim, sample_ddim), "dpmpp2m": (invert_dpmpp2m, sample_dpmpp2m)}
+#: (Lu et al. 2022, arXiv 2211.01095, Alg. 2); edict: DDIM on two coupled copies, exactly invertible, two network
+#: evaluations per timestep and a (N, 2, C, H, W) latent (Wallace et al. CVPR 2023; translab.diffusion.edict).
+ODE_SOLVERS = {"ddim": (invert_ddim, sample_ddim), "dpmpp2m": (invert_dpmpp2m, sample_dpmpp2m),
+               "edict": (invert_edict, sample_edict)}
+EVALS_PER_STEP = {"ddim": 1, "dpmpp2m": 1, "edict": 2}
 
 
 def ode_solver(name: str) -> tuple:
@@ -52,17 +64,49 @@ class DDIBConfig:
     conditional: bool = describe("one domain-conditional denoiser (true) or two independent ones (false)", True)
     train_domains: list[str] = describe("domains whose denoisers are trained (privacy setting: one each run)",
                                         factory=lambda: ["a", "b"])
+    label_dropout: float = describe("conditional only: probability that a training image's domain label is "
+                                    "replaced by the null label (Ho & Salimans 2022, classifier-free guidance); "
+                                    "> 0 gives the network a third, null class and makes model.guidance usable", 0.0)
+    loss_weighting: str = describe("weight of each timestep's L_simple term: uniform (Ho et al.) | min_snr "
+                                   "(min(SNR, gamma) / SNR, Hang et al. ICCV 2023, eq. 7 for eps prediction)",
+                                   "uniform")
+    min_snr_gamma: float = describe("gamma of loss_weighting=min_snr", 5.0)
     sampler: str = describe("ODE solver of the deterministic chains (DDIB's encoding and decoding, SDEdit "
-                            "with eta = 0): ddim (the paper's, default) | dpmpp2m (DPM-Solver++(2M))", "ddim",
-                            inference=True)
-    steps: int = describe("default solver steps per chain (NFE = 2 x steps)", 50, inference=True)
+                            "with eta = 0): ddim (the paper's, default) | dpmpp2m (DPM-Solver++(2M)) | edict "
+                            "(exactly invertible coupled DDIM, 2 evaluations per step; latents (N, 2, 3, H, W))",
+                            "ddim", inference=True)
+    edict_mix: float = describe("mixing weight p of sampler=edict, in (0, 1] (Wallace et al.'s 0.93)", DEFAULT_MIX,
+                                inference=True)
+    steps: int = describe("default solver steps per chain (NFE = 2 x steps with DDIM unguided; x 2 per edict "
+                          "step, and x 2 per decoding step when guided)", 50, inference=True)
     t_max: int | None = describe("timestep where the chains start (None: T - T/steps)", None, inference=True)
     clip_decode: bool = describe("clip x0 predictions to [-1, 1] while decoding (never while encoding)", False,
                                  inference=True)
+    guidance: float = describe("classifier-free guidance scale w of the decoding chain, eps = eps(x, null) + "
+                               "w (eps(x, target) - eps(x, null)) (Ho & Salimans 2022, eq. 6 with w here = 1 + "
+                               "their w); 1: plain DDIB, no extra evaluations; != 1 needs a model trained with "
+                               "label_dropout > 0 and costs 2 evaluations per decoding step. Encoding is "
+                               "always the source domain's own ODE", 1.0, inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
 
     def __post_init__(self):
         ode_solver(self.sampler)  # an unknown name fails when the config is read (ConfigError naming the valid ones)
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ConfigError(f"model.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, "
+                              f"got '{self.loss_weighting}'")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ConfigError(f"model.label_dropout: expected a probability in [0, 1), got {self.label_dropout}")
+        if self.sampler == "edict" and self.clip_decode:
+            raise ConfigError("model.clip_decode: clipping breaks sampler=edict's exact inversion; set it false")
+        if not 0.0 < self.edict_mix <= 1.0:
+            raise ConfigError(f"model.edict_mix: expected a weight in (0, 1], got {self.edict_mix}")
+        if self.label_dropout > 0 and not self.conditional:
+            raise ConfigError("model.label_dropout needs model.conditional: true (one network with domain labels)")
+
+    @property
+    def has_null_label(self) -> bool:
+        """Whether the network has the null class (index 2) that classifier-free guidance needs."""
+        return self.conditional and self.label_dropout > 0
 
 
 class DDIB(Method):
@@ -76,11 +120,19 @@ class DDIB(Method):
                 raise MethodError(f"model.train_domains: unknown domain '{d}', expected 'a' and/or 'b'")
         self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
         if cfg.conditional:
-            self.nets["eps"] = DenoiserUNet(cfg.unet, image_size, num_domains=2)
+            self.nets["eps"] = DenoiserUNet(cfg.unet, image_size, num_domains=3 if cfg.has_null_label else 2)
         else:
             for d in ("a", "b"):
                 self.nets[f"eps_{d}"] = DenoiserUNet(cfg.unet, image_size)
         self.ema_nets = tuple(self.nets.keys())
+        self.check_inference_settings()
+
+    def check_inference_settings(self) -> None:
+        super().check_inference_settings()
+        if self.cfg.guidance != 1.0 and not self.cfg.has_null_label:
+            raise ConfigError(f"model.guidance={self.cfg.guidance}: classifier-free guidance needs a domain-"
+                              "conditional model trained with model.label_dropout > 0 (this one has no null "
+                              "label); use guidance 1")
 
     # ---- training -------------------------------------------------------------------------------
     def optimizer_specs(self, train_cfg):
@@ -93,29 +145,34 @@ class DDIB(Method):
         return {"denoiser": OptimizerSpec(names, train_cfg.lr, weight_decay=train_cfg.weight_decay)}
 
     def train_step(self, ctx, batch_a, batch_b):
-        """L_simple (Ho et al. eq. 14) on each trained domain; one optimiser step."""
+        """L_simple (Ho et al. eq. 14) on each trained domain, weighted over t by ``model.loss_weighting``;
+        one optimiser step. A conditional model with ``label_dropout`` > 0 sees the null label in place of an
+        image's domain label with that probability (Ho & Salimans 2022, Algorithm 1)."""
         batches = {"a": batch_a, "b": batch_b}
         domains = list(self.cfg.train_domains)
         if self.cfg.conditional:
             x0 = torch.cat([batches[d] for d in domains])
             label = torch.cat([torch.full((batches[d].shape[0],), DOMAIN_INDEX[d], dtype=torch.long) for d in domains])
-            label = label.to(x0.device)
-            t = sample_t(self.schedule, x0.shape[0], ctx.generator, x0.device)
-            eps = ctx.randn_like(x0)
-            pred = ctx.model("eps")(q_sample(self.schedule, x0, t, eps), t, label)
-            loss = loss_simple(pred, eps)
+            label = drop_labels(label, self.cfg.label_dropout, ctx.generator).to(x0.device)
+            loss = self._denoising_loss(ctx.model("eps"), x0, ctx, label)
             out = {"loss": loss}
         else:
-            losses = {}
-            for d in domains:
-                x0 = batches[d]
-                t = sample_t(self.schedule, x0.shape[0], ctx.generator, x0.device)
-                eps = ctx.randn_like(x0)
-                losses[f"loss_{d}"] = loss_simple(ctx.model(f"eps_{d}")(q_sample(self.schedule, x0, t, eps), t), eps)
+            losses = {f"loss_{d}": self._denoising_loss(ctx.model(f"eps_{d}"), batches[d], ctx) for d in domains}
             loss = sum(losses.values())
             out = dict(losses, loss=loss)
         ctx.optimize("denoiser", loss)
         return {k: float(v.detach()) for k, v in out.items()}
+
+    def _denoising_loss(self, net, x0: torch.Tensor, ctx, label: torch.Tensor | None = None) -> torch.Tensor:
+        """E_t,eps w(t) ||eps - net(x_t, t[, label])||^2 over a batch x0 (N, 3, H, W), t uniform on [0, T-1]."""
+        t = sample_t(self.schedule, x0.shape[0], ctx.generator, x0.device)
+        eps = ctx.randn_like(x0)
+        xt = q_sample(self.schedule, x0, t, eps)
+        pred = net(xt, t) if label is None else net(xt, t, label)
+        if self.cfg.loss_weighting == "uniform":
+            return loss_simple(pred, eps)
+        weight = min_snr_weight(self.schedule, t, self.cfg.min_snr_gamma)
+        return (weight * ((pred - eps) ** 2).mean(dim=(1, 2, 3))).mean()
 
     # ---- inference ------------------------------------------------------------------------------
     def domain_net(self, domain: str) -> tuple[torch.nn.Module, int | None]:
@@ -124,12 +181,33 @@ class DDIB(Method):
             return self.infer_net("eps"), DOMAIN_INDEX[domain]
         return self.infer_net(f"eps_{domain}"), None
 
-    def eps_fn(self, domain: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Noise predictor of one domain, eps(x (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference weights."""
+    def eps_fn(self, domain: str, guidance: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Noise predictor of one domain, eps(x (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference weights.
+
+        ``guidance`` w != 1: eps(x, null) + w (eps(x, domain) - eps(x, null)) (Ho & Salimans 2022, eq. 6, their
+        w + 1), both terms from one batched call of 2N images; needs the null label (``cfg.has_null_label``)."""
         net, label = self.domain_net(domain)
         if label is None:
             return lambda x, t: net(x, t)
-        return lambda x, t: net(x, t, torch.full((x.shape[0],), label, dtype=torch.long, device=x.device))
+        if guidance == 1.0:
+            return lambda x, t: net(x, t, torch.full((x.shape[0],), label, dtype=torch.long, device=x.device))
+
+        def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            n = x.shape[0]
+            labels = torch.tensor([label, NULL_LABEL], device=x.device).repeat_interleave(n)
+            cond, null = net(torch.cat([x, x]), torch.cat([t, t]), labels).chunk(2)
+            return null + guidance * (cond - null)
+
+        return guided
+
+    def ode(self) -> tuple[Callable, Callable]:
+        """(encode, decode) of ``model.sampler`` with this model's solver settings bound: encode(eps_fn, schedule,
+        x0, timesteps, progress=None) -> latent; decode(eps_fn, schedule, latent, timesteps, progress=None)."""
+        invert, sample = ode_solver(self.cfg.sampler)
+        if self.cfg.sampler == "edict":
+            mix = self.cfg.edict_mix
+            return (lambda *a, **k: invert(*a, mix=mix, **k)), (lambda *a, **k: sample(*a, mix=mix, **k))
+        return invert, (lambda *a, **k: sample(*a, clip_x0=self.cfg.clip_decode, **k))
 
     def default_steps(self) -> int:
         return self.cfg.steps
@@ -139,17 +217,16 @@ class DDIB(Method):
 
     @torch.no_grad()
     def encode(self, x0: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor:
-        """Image (N,3,H,W) in [-1,1] -> latent (N,3,H,W) ~ N(0, I): the domain's probability-flow ODE run
-        forwards with ``model.sampler`` (no clipping)."""
-        invert, _ = ode_solver(self.cfg.sampler)
-        return invert(self.eps_fn(domain), self.schedule, x0, self.timesteps(steps), progress=progress)
+        """Image (N,3,H,W) in [-1,1] -> latent ~ N(0, I): the domain's probability-flow ODE run forwards with
+        ``model.sampler`` (no clipping, no guidance). (N,3,H,W); (N,2,3,H,W) with sampler=edict."""
+        return self.ode()[0](self.eps_fn(domain), self.schedule, x0, self.timesteps(steps), progress=progress)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor:
-        """Latent (N,3,H,W) -> image (N,3,H,W): the domain's probability-flow ODE with ``model.sampler``."""
-        _, sample = ode_solver(self.cfg.sampler)
-        return sample(self.eps_fn(domain), self.schedule, z, self.timesteps(steps),
-                      clip_x0=self.cfg.clip_decode, progress=progress)
+        """Latent -> image (N,3,H,W): the domain's probability-flow ODE with ``model.sampler``, guided by
+        ``model.guidance``."""
+        return self.ode()[1](self.eps_fn(domain, self.cfg.guidance), self.schedule, z, self.timesteps(steps),
+                             progress=progress)
 
     @torch.no_grad()
     def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
@@ -159,4 +236,7 @@ class DDIB(Method):
         return Translation(y.clamp(-1, 1), self.nfe(direction, steps), {"z": z} if return_latents else None)
 
     def nfe(self, direction, steps=None):
-        return 2 * len(self.timesteps(steps))
+        """Encode + decode evaluations per image: steps x (1, or 2 with edict) each, the decode x 2 when guided."""
+        per_step = EVALS_PER_STEP[self.cfg.sampler]
+        guided = 2 if self.cfg.guidance != 1.0 else 1
+        return len(self.timesteps(steps)) * per_step * (1 + guided)

@@ -14,7 +14,7 @@ from translab.config import ConfigError, describe
 from translab.diffusion.process import q_sample, seeded_noise
 from translab.diffusion.samplers import sample_ddim, sample_ddpm
 from translab.methods.base import Translation, check_direction
-from translab.methods.ddib import DDIB, DDIBConfig, ode_solver
+from translab.methods.ddib import DDIB, EVALS_PER_STEP, DDIBConfig
 
 
 @dataclass
@@ -51,15 +51,17 @@ class SDEdit(DDIB):
         noise = seeded_noise(x, generator)
         t0 = torch.full((x.shape[0],), ts[0], dtype=torch.long, device=x.device)
         xt = q_sample(self.schedule, x, t0, noise)
+        eps_fn = self.eps_fn(tgt, self.cfg.guidance)
         if self.cfg.eta == 1:
-            y = sample_ddpm(self.eps_fn(tgt), self.schedule, xt, ts, generator=generator, progress=progress)
+            y = sample_ddpm(eps_fn, self.schedule, xt, ts, generator=generator, progress=progress)
         elif self.cfg.eta > 0:  # between the SDE and the ODE: DDIM's stochastic steps with sigma scaled by eta
-            y = sample_ddim(self.eps_fn(tgt), self.schedule, xt, ts, eta=self.cfg.eta, generator=generator,
+            y = sample_ddim(eps_fn, self.schedule, xt, ts, eta=self.cfg.eta, generator=generator,
                             progress=progress)
         else:
-            _, sample = ode_solver(self.cfg.sampler)
-            y = sample(self.eps_fn(tgt), self.schedule, xt, ts, progress=progress)
-        return Translation(y.clamp(-1, 1), len(ts), {"x_t0": xt} if return_latents else None)
+            y = self.ode()[1](eps_fn, self.schedule, xt, ts, progress=progress)
+        return Translation(y.clamp(-1, 1), self.nfe(direction, steps), {"x_t0": xt} if return_latents else None)
 
     def nfe(self, direction, steps=None):
-        return len(self.timesteps(steps))
+        """One evaluation per step (2 with the ODE solved by edict), x 2 when guided."""
+        per_step = EVALS_PER_STEP[self.cfg.sampler] if self.cfg.eta == 0 else 1
+        return len(self.timesteps(steps)) * per_step * (2 if self.cfg.guidance != 1.0 else 1)

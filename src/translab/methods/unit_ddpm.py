@@ -17,9 +17,14 @@ Training (paper Algorithm 1, eqs. 11-14), per iteration with one draw of (t^A, t
 
 Two-stage variant (not the paper's), the cpu preset: ``generator_init`` starts the generators from a trained
 CycleGAN and ``train_generators: false`` keeps them fixed, so only step 1 runs. On Colored MNIST the joint
-training of Algorithm 1 collapsed the generators to near-black images (eq. 12's terms reward fakes that are
-easy to denoise; the L1 cycle term is met by a faint code), which left the denoisers nothing to learn from
-their condition; realistic, fixed partners avoid that (RESULTS.md). Optionally, ``denoiser_init`` starts each
+training of Algorithm 1 collapsed the generators to near-black images within 50 steps, which left the
+denoisers nothing to learn from their condition; realistic, fixed partners avoid that (RESULTS.md). Why
+(session 7, scripts/unit_signal_probe.py and unit_generator_probe.py): eq. (12)'s fake term is a likelihood
+term under the target denoiser, and its gradient at a real 2 does not point toward 3s even for well-trained
+denoisers (pixel descent on it left 0% of 64 test 2s read as 3, with the shipped model's denoisers and with
+DDIB's), while the L1 cycle term alone darkens the fakes in the first 60 steps. ``generator_grad: sds`` (the
+Jacobian-free gradient) and ``generator_warmup`` (denoisers first) are the two departures measured; neither
+stopped the collapse. Optionally, ``denoiser_init`` starts each
 denoiser as a trained DDIB's unconditional denoiser of its domain, with the condition channels' input weights
 at zero; on Colored MNIST those weights stayed near zero over 1,174 steps and the model ignored its input
 (RESULTS.md), so the preset does not use it.
@@ -51,6 +56,7 @@ from translab.nets.unet import DenoiserUNet, UNetConfig
 DENOISERS = ("eps_a", "eps_b")
 GENERATORS = ("g_a2b", "g_b2a")
 PAIR_NOISES = ("shared", "independent")
+GENERATOR_GRADS = ("full", "sds")
 
 
 @dataclass
@@ -81,6 +87,13 @@ class UnitDDPMConfig:
     train_generators: bool = describe("take Algorithm 1's generator step on eq. (14) (true, the paper); false: "
                                       "the generators stay as initialised and only eq. (11) trains the denoisers "
                                       "(with generator_init, a two-stage variant that is not the paper's)", True)
+    generator_grad: str = describe("gradient of eq. (12)'s two 'fake' terms w.r.t. the fakes: full (the paper: "
+                                   "differentiated through the frozen denoisers) | sds (the denoisers' Jacobian "
+                                   "dropped, as in score distillation, Poole et al. 2022, DreamFusion eq. 3: "
+                                   "grad = (eps_hat - eps) dx_t/dfake; a departure, see RESULTS.md)", "full")
+    generator_warmup: int = describe("steps of Algorithm 1 at the start that skip the generator step, so the "
+                                     "denoisers learn their domains before they teach the generators (0: none, "
+                                     "the paper)", 0)
     generator_lr: float | None = describe("generator learning rate (None: train.lr)", None)
     generator_betas: list[float] = describe("Adam betas of the generators (CycleGAN's (0.5, 0.999))",
                                             factory=lambda: [0.5, 0.999])
@@ -121,6 +134,11 @@ class UnitDDPM(Method):
         super().__init__(cfg, image_size)
         if cfg.cycle_loss not in CYCLE_DISTANCES:
             raise ConfigError(f"model.cycle_loss: expected one of {', '.join(CYCLE_DISTANCES)}, got '{cfg.cycle_loss}'")
+        if cfg.generator_grad not in GENERATOR_GRADS:
+            raise ConfigError(f"model.generator_grad: expected one of {', '.join(GENERATOR_GRADS)}, "
+                              f"got '{cfg.generator_grad}'")
+        if cfg.generator_warmup < 0:
+            raise ConfigError(f"model.generator_warmup: expected a step count >= 0, got {cfg.generator_warmup}")
         if cfg.pair_noise not in PAIR_NOISES:
             raise ConfigError(f"model.pair_noise: expected one of {', '.join(PAIR_NOISES)}, got '{cfg.pair_noise}'")
         if len(cfg.generator_betas) != 2:
@@ -257,8 +275,8 @@ class UnitDDPM(Method):
             xa_t, xb_t, fb_t, fa_t = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
             cond = (loss_simple(eps_a_net(torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
                     + loss_simple(eps_b_net(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b))
-            fake = (loss_simple(eps_b_net(torch.cat([fb_t, xa_t], 1), d.t_a), d.fake_eps_a)
-                    + loss_simple(eps_a_net(torch.cat([fa_t, xb_t], 1), d.t_b), d.fake_eps_b))
+            fake = (self._fake_term(eps_b_net, fb_t, xa_t, d.t_a, d.fake_eps_a)
+                    + self._fake_term(eps_a_net, fa_t, xb_t, d.t_b, d.fake_eps_b))
             cyc = sum(cycle_losses(x_a, x_b, g_a2b, g_b2a, self.cfg.cycle_loss, fake_b, fake_a))
             loss = cond + fake + self.cfg.lambda_cyc * cyc
             ctx.optimize("generators", loss)
@@ -266,12 +284,25 @@ class UnitDDPM(Method):
             ctx.set_requires_grad(DENOISERS, True)
         return {"loss_gen_cond": cond, "loss_gen_fake": fake, "loss_cycle": cyc, "loss_generators": loss}
 
+    def _fake_term(self, net, fake_t: torch.Tensor, partner_t: torch.Tensor, t: torch.Tensor,
+                   fake_eps: torch.Tensor) -> torch.Tensor:
+        """One 'fake' term of eq. (12), ||fake_eps - net([fake_t, partner_t], t)||^2, whose gradient reaches the
+        generator through fake_t (N, 3, H, W). With ``generator_grad='sds'`` the loss is a surrogate of the same
+        value scale whose gradient w.r.t. fake_t is 2 (eps_hat - fake_eps) / numel, the full gradient without
+        the denoiser's Jacobian (DreamFusion eq. 3); its value is reported detached from that surrogate."""
+        if self.cfg.generator_grad == "full":
+            return loss_simple(net(torch.cat([fake_t, partner_t], 1), t), fake_eps)
+        with torch.no_grad():
+            residual = net(torch.cat([fake_t, partner_t], 1), t) - fake_eps
+        surrogate = 2 * (residual * fake_t).sum() / fake_t.numel()
+        return surrogate - surrogate.detach() + (residual ** 2).mean()
+
     def train_step(self, ctx, batch_a, batch_b):
         """One iteration of Algorithm 1: one draw, a denoiser step, then a generator step (unless
-        ``train_generators`` is false)."""
+        ``train_generators`` is false, or during the first ``generator_warmup`` steps)."""
         d = self.draw(ctx, batch_a, batch_b)
         out = self.denoiser_step(ctx, batch_a, batch_b, d)
-        if self.cfg.train_generators:
+        if self.cfg.train_generators and ctx.step >= self.cfg.generator_warmup:
             out.update(self.generator_step(ctx, batch_a, batch_b, d))
         return {k: float(v.detach()) for k, v in out.items()}
 

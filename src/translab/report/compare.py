@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from translab.report.plots import Figure, quality_vs_nfe, realism_vs_faithfulness, side_by_side
+from translab.report.plots import (Figure, accuracy_vs_faithfulness, quality_vs_nfe, realism_vs_faithfulness,
+                                   side_by_side)
 from translab.report.tables import (build_table, extractor_descriptions, load_evals, ot_reference_lines,
                                     unavailable_notes)
 
@@ -85,7 +86,9 @@ def collect_analysis(run_dirs: list[Path]) -> list[AnalysisItem]:
 def build_report(run_dirs: list[str | Path], title: str = "translab comparison") -> Report:
     evals = load_evals(run_dirs)
     headers, rows = build_table(evals)
+    trade_off = accuracy_vs_faithfulness(evals)
     figures = side_by_side(evals) + [realism_vs_faithfulness(evals), quality_vs_nfe(evals)]
+    figures += [trade_off] if trade_off is not None else []
     runs = list(dict.fromkeys(str(e["_run_dir"]) for e in evals))
     return Report(title=title, created=_dt.datetime.now().isoformat(timespec="seconds"), runs=runs,
                   headers=headers, rows=rows, protocol=protocol_lines(evals), notes=unavailable_notes(evals),

@@ -3,7 +3,9 @@
 Each function returns a ``Figure`` (title, caption, PNG bytes).
 - side_by_side: the same first test inputs (top row) and each method's translations, one row per method;
 - realism_vs_faithfulness: FID against hue error (hue-coloured data) or transport cost;
-- quality_vs_nfe: FID against network evaluations per image.
+- quality_vs_nfe: FID against network evaluations per image;
+- accuracy_vs_faithfulness: target accuracy against hue error or transport cost, one line per run across its
+  settings (e.g. DDIB's guidance scale), where a digit classifier scored the outputs.
 """
 from __future__ import annotations
 
@@ -173,3 +175,45 @@ def quality_vs_nfe(evals: list[dict]) -> Figure:
     if missing:
         caption += f" Left out (a value is missing): {'; '.join(missing)}."
     return Figure("quality_vs_nfe", "Quality (FID) against network evaluations per image", caption, _png(fig))
+
+
+def accuracy_vs_faithfulness(evals: list[dict]) -> Figure | None:
+    """Target accuracy (y) against hue error or transport cost (x), one point per evaluation; evaluations of the
+    same run, method and direction that differ only in a setting (e.g. ``model.guidance`` or the steps) are
+    joined by a line in order of x: the trade-off a user picks a setting on. None when no entry has a target
+    accuracy (data without a digit classifier)."""
+    from translab.report.tables import get
+
+    if not any(get(e, "metrics", "target_accuracy", "value") is not None for e in evals):
+        return None
+    use_hue = all("hue_error" in e.get("metrics", {}) for e in evals)
+    xlabel = faithfulness(evals[0])[0] if use_hue else "transport cost (MSE per pixel, [-1, 1])"
+    curves: dict[tuple, list[tuple[float, float, str]]] = {}
+    missing = []
+    for e in evals:
+        fx = faithfulness(e)[1] if use_hue else get(e, "metrics", "transport_cost", "value")
+        fy = get(e, "metrics", "target_accuracy", "value")
+        if fx is None or fy is None:
+            missing.append(entry_label(e))
+            continue
+        key = (str(e["_run_dir"]), e.get("method"), e.get("direction"))
+        curves.setdefault(key, []).append((fx, fy, entry_label(e)))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, (key, pts) in enumerate(curves.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=f"C{i % 10}", zorder=3,
+                label=f"{key[1]} {key[2]} @ {Path(key[0]).name}" + (f" ({len(pts)} settings)" if len(pts) > 1 else ""))
+        for fx, fy, label in pts if len(pts) > 1 else []:
+            setting = label.split("(", 1)[-1].split(")")[0] if "(" in label else ""
+            ax.annotate(setting, (fx, fy), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel(f"{xlabel}  (lower = more faithful)")
+    ax.set_ylabel("target accuracy (higher = more translated)")
+    ax.set_title("translation against faithfulness", fontsize=10)
+    caption = ("Each point is one evaluation; y: the share of outputs the digit classifier reads as the target "
+               f"class, x: {xlabel}. Points of one run joined by a line differ only in a setting (their label).")
+    if missing:
+        caption += f" Left out (a value is missing): {'; '.join(missing)}."
+    return Figure("accuracy_vs_faithfulness", "Target accuracy against faithfulness", caption, _png(fig))
