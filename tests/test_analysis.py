@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from gaussian_oracle import gaussian_eps_fn
 from translab.analysis.ddib_latents import pca_2d, reconstruction_sweep, slerp
@@ -188,6 +189,31 @@ def _analysis_items(run):
     assert all(not i.truncated for i in items), [i.name for i in items if i.truncated]
     assert ANALYSIS_JSON_MAX_CHARS > 0
     return {i.name for i in items}
+
+
+def test_latent_command_analyses_a_guided_model_through_its_unguided_odes(tmp_path, capsys):
+    """A model whose default decoding is guided: the latent analysis uses w = 1, so its within-domain
+    reconstruction is the encoder's inverse, and equals the unguided model's."""
+    from tiny_runs import tiny_ddib
+
+    from translab.cli import main
+    from translab.training import train
+
+    run = tmp_path / "guided"
+    train(tiny_ddib(3, "model.label_dropout=0.5", "model.guidance=3"), run)
+    args = ["latent", "--run", str(run), "--limit", "4", "--sweep-steps", "4", "--sweep-limit", "4", "--device", "cpu"]
+    assert main(args + ["--out-dir", str(tmp_path / "guided_out")]) == 0
+    assert "unguided ODEs (model.guidance=1" in capsys.readouterr().out
+    guided = json.loads((tmp_path / "guided_out" / "ddib_reconstruction.json").read_text())["sweep"]["rows"]
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["model"]["guidance"] = 1.0
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(args + ["--out-dir", str(tmp_path / "plain_out")]) == 0
+    plain = json.loads((tmp_path / "plain_out" / "ddib_reconstruction.json").read_text())["sweep"]["rows"]
+    def drop_seconds(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert drop_seconds(guided) == drop_seconds(plain)
 
 
 def test_latent_command_ddib(tmp_path, capsys):

@@ -96,6 +96,11 @@ def run(args) -> int:
         raise MethodError(f"--run {args.run} decodes with model.sampler=edict, whose latents are coupled pairs "
                           "(N, 2, 3, H, W); the latent analyses need one latent per image: train or export it "
                           "with model.sampler=ddim or dpmpp2m")
+    if getattr(method.cfg, "guidance", 1.0) != 1.0:
+        # the latent space is that of the domains' own ODEs: a guided decoder is not the encoder's inverse
+        print(f"analysing the unguided ODEs (model.guidance=1; the model's translation default is "
+              f"{method.cfg.guidance})")
+        method = method.with_inference(guidance=1.0)
     out = Path(args.out_dir) if args.out_dir else run_directory(path) / "analysis"
     pair = build_domain_pair(cfg.data)
     header = {"run": str(path), "run_name": run_directory(path).name, "method": method.name, "checkpoint": info,
