@@ -37,13 +37,13 @@ def one_error_line(err: str) -> str:
 
 
 def argparse_error(capsys, argv: list[str]) -> str:
-    """argparse's error line for argv (it exits with status 2 after a usage line)."""
+    """argparse's one error line for argv (exit status 2, no usage block, a pointer to --help)."""
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    return err.strip().splitlines()[-1]
+    line = one_error_line(capsys.readouterr().err)
+    assert "--help" in line and not line.startswith("usage"), line
+    return line
 
 
 def image(path: Path, seed: int = 0, size: int = 12) -> Path:

@@ -11,8 +11,16 @@ COMMANDS = ("demo", "train", "translate", "evaluate", "ot_exact", "compare", "la
             "models", "data", "config")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block above it) that points at the command's --help; exit 2.
+    Subcommand parsers inherit it (add_subparsers builds them with the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="translab",
         description="Unpaired image-to-image translation with diffusion models: DDIB, UNIT-DDPM, SDEdit, "
                     "CycleGAN and Neural OT, trained, measured and compared.")
