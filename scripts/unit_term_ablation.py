@@ -1,6 +1,7 @@
 """Diagnostic for UNIT-DDPM's joint training (issue 19): which part of eq. (14) darkens the generators?
 
-    python scripts/unit_term_ablation.py CHECKPOINT --steps 300 --variants fake,sds,cyc,cond,cyc+fake,cyc+sds
+    python scripts/unit_term_ablation.py CHECKPOINT_OR_RUN --steps 300 --variants fake,sds,cyc,cond,cyc+fake,cyc+sds
+                                         [--reinit-generators]
 
 From a UNIT-DDPM checkpoint (e.g. the end of a ``model.generator_warmup`` phase: denoisers trained,
 generators as initialised) it trains copies of the two generators alone, the denoisers frozen, for ``--steps``
@@ -12,6 +13,10 @@ norm clipped to 1) on a sum of terms named by the variant, joined by '+':
 - ``dds``: the domain contrast eps_B - eps_A on the fake (Jacobian dropped; Delta Denoising Score, Hertz et al.
   ICCV 2023), and its mirror for the other generator;
 - ``cyc`` / ``cycL``: eq. (13), L1, weighted 10 / L (e.g. ``cyc1``).
+
+``--reinit-generators`` starts the generators from N(0, 0.02) weights (the paper's initialisation) instead of
+the checkpoint's, e.g. to ask whether the shipped two-stage model's well-trained denoisers can teach fresh
+generators.
 
 Then it prints, for g_a2b on the first 128 test 2s: the share read as 3, the hue error, the mean brightness
 in [0, 1] (and the inputs'), and the mean distance to the input.
@@ -29,6 +34,8 @@ from translab.diffusion.process import loss_simple
 from translab.methods.losses import cycle_losses
 from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
 from translab.metrics.color import hue_error, target_accuracy
+from translab.nets.resnet_gen import init_normal
+from translab.shipped import resolve_run
 from translab.training import load_method
 
 
@@ -71,9 +78,13 @@ def variant_loss(m, terms: set[str], x_a, x_b, d) -> torch.Tensor:
     return loss
 
 
-def train_generators(base, variant: str, train_a, train_b, steps: int):
+def train_generators(base, variant: str, train_a, train_b, steps: int, reinit: bool = False):
     """A copy of ``base`` whose generators trained ``steps`` steps on ``variant``; the denoisers frozen."""
     m = copy.deepcopy(base)
+    if reinit:
+        torch.manual_seed(0)
+        for name in ("g_a2b", "g_b2a"):
+            init_normal(m.nets[name])
     m.nets.train()
     for name in ("eps_a", "eps_b"):
         m.nets[name].requires_grad_(False)
@@ -97,15 +108,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--variants", default="fake,sds,cyc,cond,cyc+fake,cyc+sds")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reinit-generators", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    base, cfg, _ = load_method(args.checkpoint)
+    base, cfg, _ = load_method(resolve_run(args.checkpoint))
     pair = build_domain_pair(cfg.data)
     train_a, train_b = stack_dataset(pair.get("a", "train"), 2048), stack_dataset(pair.get("b", "train"), 2048)
     test_a = stack_dataset(pair.get("a", "test"), 128)
     clf = load_classifier(shipped_classifier_path("cmnist"))
     for variant in args.variants.split(","):
-        m = train_generators(base, variant, train_a, train_b, args.steps)
+        m = train_generators(base, variant, train_a, train_b, args.steps, args.reinit_generators)
         with torch.no_grad():
             y = m.nets["g_a2b"].eval()(test_a)
             _, pred = classifier_outputs(clf, y)
