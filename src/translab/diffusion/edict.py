@@ -3,14 +3,14 @@ arXiv 2211.12446), as an exactly invertible decode/encode pair beside DDIM and D
 
 EDICT carries two coupled copies (x, y) of the DDIM state. One denoising step from level t to level t' (the
 DDIM step written as an affine map x' = a x + b eps(x, t), with a = sqrt(ab'/ab) and
-b = sqrt(1 - ab') - sqrt(ab' (1 - ab) / ab), the paper's eq. 4) is, with the mixing weight p in (0, 1]
-(the paper's eqs. 7-9; p = 0.93 there):
+b = sqrt(1 - ab') - sqrt(ab' (1 - ab) / ab), DDIM's deterministic step) is, with the mixing weight p in (0, 1]
+(EDICT's coupled update; p = 0.93 in the paper):
 
     x_i = a x + b eps(y, t)              y_i = a y + b eps(x_i, t)
     x'  = p x_i + (1 - p) y_i            y'  = p y_i + (1 - p) x'
 
 Each line is affine in the variable it updates given the others, so it inverts line by line (the paper's
-eqs. 10-12), with the same network evaluations at the same points:
+inversion), with the same network evaluations at the same points:
 
     y_i = (y' - (1 - p) x') / p          x_i = (x' - (1 - p) y_i) / p
     y   = (y_i - b eps(x_i, t)) / a      x   = (x_i - b eps(y, t)) / a

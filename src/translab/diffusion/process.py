@@ -42,7 +42,7 @@ def loss_simple(net_eps: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
     """Min-SNR-gamma loss weights (N,) of an eps-prediction loss at timesteps t (N,): min(SNR_t, gamma) / SNR_t,
     SNR_t = alpha_bar_t / (1 - alpha_bar_t) (Hang et al., "Efficient Diffusion Training via Min-SNR Weighting
-    Strategy", ICCV 2023, eq. 7 rewritten for the eps target). 1 at high noise (SNR <= gamma), less where the
+    Strategy", ICCV 2023, their weighting written for the eps target). 1 at high noise (SNR <= gamma), less where the
     image is nearly clean."""
     ab = schedule.alpha_bar_at(t.cpu())
     snr = ab / (1 - ab)

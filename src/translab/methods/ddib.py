@@ -68,7 +68,7 @@ class DDIBConfig:
                                     "replaced by the null label (Ho & Salimans 2022, classifier-free guidance); "
                                     "> 0 gives the network a third, null class and makes model.guidance usable", 0.0)
     loss_weighting: str = describe("weight of each timestep's L_simple term: uniform (Ho et al.) | min_snr "
-                                   "(min(SNR, gamma) / SNR, Hang et al. ICCV 2023, eq. 7 for eps prediction)",
+                                   "(min(SNR, gamma) / SNR, Hang et al. ICCV 2023, written for eps prediction)",
                                    "uniform")
     min_snr_gamma: float = describe("gamma of loss_weighting=min_snr", 5.0)
     sampler: str = describe("ODE solver of the deterministic chains (DDIB's encoding and decoding, SDEdit "
@@ -83,8 +83,8 @@ class DDIBConfig:
     clip_decode: bool = describe("clip x0 predictions to [-1, 1] while decoding (never while encoding)", False,
                                  inference=True)
     guidance: float = describe("classifier-free guidance scale w of the decoding chain, eps = eps(x, null) + "
-                               "w (eps(x, target) - eps(x, null)) (Ho & Salimans 2022, eq. 6 with w here = 1 + "
-                               "their w); 1: plain DDIB, no extra evaluations; != 1 needs a model trained with "
+                               "w (eps(x, target) - eps(x, null)) (Ho & Salimans 2022's (1 + w') eps_c - w' eps_null "
+                               "with w = 1 + w'); 1: plain DDIB, no extra evaluations; != 1 needs a model trained with "
                                "label_dropout > 0 and costs 2 evaluations per decoding step. Encoding is "
                                "always the source domain's own ODE", 1.0, inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
@@ -184,7 +184,7 @@ class DDIB(Method):
     def eps_fn(self, domain: str, guidance: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """Noise predictor of one domain, eps(x (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference weights.
 
-        ``guidance`` w != 1: eps(x, null) + w (eps(x, domain) - eps(x, null)) (Ho & Salimans 2022, eq. 6, their
+        ``guidance`` w != 1: eps(x, null) + w (eps(x, domain) - eps(x, null)) (Ho & Salimans 2022; their
         w + 1), both terms from one batched call of 2N images; needs the null label (``cfg.has_null_label``)."""
         net, label = self.domain_net(domain)
         if label is None:
