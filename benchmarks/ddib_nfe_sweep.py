@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from translab.analysis.ddib_latents import batched
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.evaluation import (EvalOptions, build_extractors, classifier_accuracy, features_for,
@@ -37,11 +38,6 @@ from translab.training import load_method
 GRID_IMAGES = 12
 COLUMNS = ("sampler", "guidance", "steps", "t_max", "nfe", "target_accuracy", "hue_error_deg", "fid_inception",
            "fid_classifier", "recon_mse", "transport_cost", "images_per_s")
-
-
-def batched(fn, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """fn over x (N, ...) in batches of ``batch_size``, concatenated (N, ...)."""
-    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
 def translate(method, x: torch.Tensor, steps: int, batch_size: int) -> tuple[torch.Tensor, float]:

@@ -18,19 +18,16 @@ from pathlib import Path
 
 import torch
 
+from translab.analysis.ddib_latents import batched, per_image_mse
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.shipped import resolve_run
 from translab.training import load_method
 
 
-def batched(fn, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
-
-
 def errors(x: torch.Tensor, y: torch.Tensor) -> dict:
     """Per-pixel MSE of y against x (N, 3, H, W): the mean over images and the worst image."""
-    per_image = ((y.double() - x.double()) ** 2).flatten(1).mean(1)
+    per_image = per_image_mse(x, y)
     return {"mse": float(per_image.mean()), "max_image_mse": float(per_image.max())}
 
 

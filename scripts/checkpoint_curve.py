@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from translab.checkpoint import list_checkpoints
+from translab.commands.common import parse_set_pairs
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
@@ -27,12 +28,10 @@ from translab.training import load_method
 
 
 def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: int, steps: int | None, clf,
-                     settings: dict | None = None) -> dict:
+                     overrides: dict | None = None) -> dict:
     """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images;
-    ``settings``: inference settings of the method (``Method.with_inference``)."""
-    method, _, info = load_method(ckpt)
-    if settings:
-        method = method.with_inference(**settings)
+    ``overrides``: {'model.key': value} inference settings, as `translab evaluate --set` gives them."""
+    method, _, info = load_method(ckpt, overrides=overrides)
     with torch.no_grad():
         y = method.translate(x, direction, steps=steps, generator=torch.Generator().manual_seed(0)).images
     _, pred = classifier_outputs(clf, y)
@@ -45,19 +44,6 @@ def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: int, s
 def checkpoint_step(ckpt: Path) -> int:
     """The step of a checkpoint file named step_<N>.pt."""
     return int(ckpt.stem.split("_")[-1])
-
-
-def parse_settings(pairs: list[str]) -> dict:
-    """['model.guidance=2'] -> {'guidance': 2.0}; SystemExit naming a malformed one."""
-    import yaml
-
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.startswith("model."):
-            raise SystemExit(f"error: --set {pair!r}: expected model.KEY=VALUE")
-        settings[key[len("model."):]] = yaml.safe_load(value)
-    return settings
 
 
 def main() -> None:
@@ -73,7 +59,7 @@ def main() -> None:
     p.add_argument("--every", type=int, default=0, help="score only checkpoints whose step is a multiple of this")
     p.add_argument("--name", default="checkpoint_curve", help="stem of the JSON written under RUN/analysis")
     args = p.parse_args()
-    settings = parse_settings(args.set)
+    overrides = parse_set_pairs(args.set)
     torch.set_num_threads(args.threads)
     run = Path(args.run)
     ckpts = list_checkpoints(run / "checkpoints")
@@ -93,14 +79,14 @@ def main() -> None:
     for ckpt in ckpts:
         if args.every and checkpoint_step(ckpt) % args.every:
             continue
-        row = score_checkpoint(ckpt, x, args.direction, target, args.steps, clf, settings)
+        row = score_checkpoint(ckpt, x, args.direction, target, args.steps, clf, overrides)
         rows.append(row)
         print(f"{row['step']:5d}  {row['wall_s']:7.0f}  {row['target_accuracy']:.3f}  {row['hue_error_deg']:7.2f}  "
               f"{row['transport_cost']:.4f}", flush=True)
     out = run / "analysis" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"run": str(run), "direction": args.direction, "limit": int(x.shape[0]),
-                               "steps": args.steps, "settings": settings, "rows": rows}, indent=1))
+                               "steps": args.steps, "overrides": overrides, "rows": rows}, indent=1))
     print(f"written: {out}")
     if args.plot:
         print(f"written: {plot_curve(rows, args.plot, f'{run.name}: first {x.shape[0]} test images, {args.direction}')}")

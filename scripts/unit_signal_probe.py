@@ -24,6 +24,7 @@ import torch
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.diffusion.process import q_sample, sample_t
+from translab.methods.losses import jacobian_free_surrogate
 from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
 from translab.metrics.color import hue_error, target_accuracy
 from translab.shipped import resolve_run
@@ -46,7 +47,7 @@ def pixel_gradient(method, x: torch.Tensor, cond: torch.Tensor, mode: str, g: to
     with torch.no_grad():
         pred = eps_b(torch.cat([x_t, c_t], 1), t)
         residual = pred - eps if mode == "sds" else pred - eps_a(torch.cat([x_t, c_t], 1), t)
-    return torch.autograd.grad((residual * x_t).sum() * 2 / x.numel(), x)[0]
+    return torch.autograd.grad(jacobian_free_surrogate(residual, x_t), x)[0]
 
 
 def main() -> None:

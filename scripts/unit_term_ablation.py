@@ -31,7 +31,7 @@ import torch
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.diffusion.process import loss_simple
-from translab.methods.losses import cycle_losses
+from translab.methods.losses import cycle_losses, jacobian_free_surrogate
 from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
 from translab.metrics.color import hue_error, target_accuracy
 from translab.nets.resnet_gen import init_normal
@@ -54,11 +54,12 @@ def contrast_term(m, fake_t, partner_t, t, own: str, other: str) -> torch.Tensor
     with torch.no_grad():
         x = torch.cat([fake_t, partner_t], 1)
         residual = m.nets[own](x, t) - m.nets[other](x, t)
-    return 2 * (residual * fake_t).sum() / fake_t.numel()
+    return jacobian_free_surrogate(residual, fake_t)
 
 
 def variant_loss(m, terms: set[str], x_a, x_b, d) -> torch.Tensor:
-    """The sum of the named terms for one batch and one draw d."""
+    """The sum of the named terms for one batch and one draw d ('fake' and 'sds' both go through
+    m._fake_term, which differentiates as m.cfg.generator_grad says: train_generators sets it)."""
     fb, fa = m.nets["g_a2b"](x_a), m.nets["g_b2a"](x_b)
     xa_t, xb_t, fb_t, fa_t = m._noisy_pairs(x_a, x_b, fb, fa, d)
     loss = torch.zeros(())
@@ -66,7 +67,6 @@ def variant_loss(m, terms: set[str], x_a, x_b, d) -> torch.Tensor:
         loss = loss + (loss_simple(m.nets["eps_a"](torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
                        + loss_simple(m.nets["eps_b"](torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b))
     if terms & {"fake", "sds"}:
-        m.cfg.generator_grad = "sds" if "sds" in terms else "full"
         loss = loss + (m._fake_term(m.nets["eps_b"], fb_t, xa_t, d.t_a, d.fake_eps_a)
                        + m._fake_term(m.nets["eps_a"], fa_t, xb_t, d.t_b, d.fake_eps_b))
     if "dds" in terms:
@@ -88,13 +88,15 @@ def train_generators(base, variant: str, train_a, train_b, steps: int, reinit: b
     m.nets.train()
     for name in ("eps_a", "eps_b"):
         m.nets[name].requires_grad_(False)
+    terms = set(variant.split("+"))
+    m.cfg.generator_grad = "sds" if "sds" in terms else "full"  # how _fake_term differentiates
     params = list(m.nets["g_a2b"].parameters()) + list(m.nets["g_b2a"].parameters())
     opt = torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
     g = torch.Generator().manual_seed(0)
     for _ in range(steps):
         x_a = train_a[torch.randint(0, train_a.shape[0], (16,), generator=g)]
         x_b = train_b[torch.randint(0, train_b.shape[0], (16,), generator=g)]
-        loss = variant_loss(m, set(variant.split("+")), x_a, x_b, m.draw(_Draws(g), x_a, x_b))
+        loss = variant_loss(m, terms, x_a, x_b, m.draw(_Draws(g), x_a, x_b))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -235,8 +235,11 @@ class DDIB(Method):
         y = self.decode(z, tgt, steps, progress)
         return Translation(y.clamp(-1, 1), self.nfe(direction, steps), {"z": z} if return_latents else None)
 
+    def guided_evals(self) -> int:
+        """Network evaluations per denoising call of the target domain: 2 when guided (target and null), else 1."""
+        return 2 if self.cfg.guidance != 1.0 else 1
+
     def nfe(self, direction, steps=None):
         """Encode + decode evaluations per image: steps x (1, or 2 with edict) each, the decode x 2 when guided."""
         per_step = EVALS_PER_STEP[self.cfg.sampler]
-        guided = 2 if self.cfg.guidance != 1.0 else 1
-        return len(self.timesteps(steps)) * per_step * (1 + guided)
+        return len(self.timesteps(steps)) * per_step * (1 + self.guided_evals())

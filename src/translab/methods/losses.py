@@ -11,6 +11,13 @@ from translab.config import ConfigError
 CYCLE_DISTANCES = ("l1", "l2")
 
 
+def jacobian_free_surrogate(residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A scalar whose gradient w.r.t. x is 2 residual / numel: the gradient of mean((net(x) - target)^2) with the
+    network's Jacobian dropped, residual = (net(x) - target) computed without grad (score distillation, Poole et
+    al. 2022, DreamFusion eq. 3). residual and x have the same shape; its value carries no meaning."""
+    return 2 * (residual.detach() * x).sum() / x.numel()
+
+
 def cycle_losses(x_a: torch.Tensor, x_b: torch.Tensor, g_a2b: Callable, g_b2a: Callable, kind: str = "l1",
                  fake_b: torch.Tensor | None = None, fake_a: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:

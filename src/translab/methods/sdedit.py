@@ -64,4 +64,4 @@ class SDEdit(DDIB):
     def nfe(self, direction, steps=None):
         """One evaluation per step (2 with the ODE solved by edict), x 2 when guided."""
         per_step = EVALS_PER_STEP[self.cfg.sampler] if self.cfg.eta == 0 else 1
-        return len(self.timesteps(steps)) * per_step * (2 if self.cfg.guidance != 1.0 else 1)
+        return len(self.timesteps(steps)) * per_step * self.guided_evals()

@@ -49,7 +49,7 @@ from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, OptimizerSpec, Translation, check_direction
 from translab.methods.ddib import DiffusionConfig
-from translab.methods.losses import CYCLE_DISTANCES, cycle_losses
+from translab.methods.losses import CYCLE_DISTANCES, cycle_losses, jacobian_free_surrogate
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
@@ -294,7 +294,7 @@ class UnitDDPM(Method):
             return loss_simple(net(torch.cat([fake_t, partner_t], 1), t), fake_eps)
         with torch.no_grad():
             residual = net(torch.cat([fake_t, partner_t], 1), t) - fake_eps
-        surrogate = 2 * (residual * fake_t).sum() / fake_t.numel()
+        surrogate = jacobian_free_surrogate(residual, fake_t)
         return surrogate - surrogate.detach() + (residual ** 2).mean()
 
     def train_step(self, ctx, batch_a, batch_b):

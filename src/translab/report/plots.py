@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -140,16 +141,23 @@ def _scatter(points: list[tuple[str, float, float]], xlabel: str, ylabel: str, t
     return fig
 
 
-def realism_vs_faithfulness(evals: list[dict]) -> Figure:
-    """FID (y) against hue error when every entry is on hue-coloured data, else against transport cost (x)."""
+def faithfulness_axis(evals: list[dict]) -> tuple[str, Callable[[dict], float | None]]:
+    """(label, value of an entry) of the faithfulness axis: hue error when every entry is on hue-coloured data,
+    else transport cost."""
     from translab.report.tables import get
 
+    if all("hue_error" in e.get("metrics", {}) for e in evals):
+        return faithfulness(evals[0])[0], lambda e: faithfulness(e)[1]
+    return "transport cost (MSE per pixel, [-1, 1])", lambda e: get(e, "metrics", "transport_cost", "value")
+
+
+def realism_vs_faithfulness(evals: list[dict]) -> Figure:
+    """FID (y) against hue error when every entry is on hue-coloured data, else against transport cost (x)."""
     ex = choose_extractor(evals)
-    use_hue = all("hue_error" in e.get("metrics", {}) for e in evals)
-    xlabel = faithfulness(evals[0])[0] if use_hue else "transport cost (MSE per pixel, [-1, 1])"
+    xlabel, faithful = faithfulness_axis(evals)
     pts, missing = [], []
     for e in evals:
-        fx = faithfulness(e)[1] if use_hue else get(e, "metrics", "transport_cost", "value")
+        fx = faithful(e)
         fy = fid_value(e, ex) if ex else None
         (pts.append((entry_label(e), fx, fy)) if fx is not None and fy is not None else missing.append(entry_label(e)))
     ylabel = f"FID ({ex} features)" if ex else "FID (none available)"
@@ -186,13 +194,11 @@ def accuracy_vs_faithfulness(evals: list[dict]) -> Figure | None:
 
     if not any(get(e, "metrics", "target_accuracy", "value") is not None for e in evals):
         return None
-    use_hue = all("hue_error" in e.get("metrics", {}) for e in evals)
-    xlabel = faithfulness(evals[0])[0] if use_hue else "transport cost (MSE per pixel, [-1, 1])"
+    xlabel, faithful = faithfulness_axis(evals)
     curves: dict[tuple, list[tuple[float, float, str]]] = {}
     missing = []
     for e in evals:
-        fx = faithfulness(e)[1] if use_hue else get(e, "metrics", "transport_cost", "value")
-        fy = get(e, "metrics", "target_accuracy", "value")
+        fx, fy = faithful(e), get(e, "metrics", "target_accuracy", "value")
         if fx is None or fy is None:
             missing.append(entry_label(e))
             continue
