@@ -51,10 +51,28 @@ class DataConfig:
     digit_a: int = describe("cmnist: digit of domain A", 2)
     digit_b: int = describe("cmnist: digit of domain B", 3)
     image_size: int = describe("side of the square images fed to the networks", 32)
+    channels: int = describe("image channels: 3 (RGB) or 1 (greyscale: each file converted to PIL's 'L' after "
+                             "transparency is composited on black; folders and celeba only, the hue-coloured "
+                             "cmnist and synthetic refuse it); every method's networks take this many channels",
+                             3)
     color_seed: int = describe("cmnist: base seed of the per-image hues", 0)
     reverse: bool = describe("swap domains A and B (e.g. female -> male for CelebA)", False)
     limit: int | None = describe("keep at most this many images per domain and split (quick runs)", None)
     num_workers: int = describe("DataLoader worker processes", 0)
+
+    def __post_init__(self):
+        check_channels(self.channels)
+
+
+#: allowed values of data.channels: greyscale or RGB
+CHANNELS = (1, 3)
+
+
+def check_channels(channels: Any, key: str = "data.channels") -> int:
+    """``channels`` if it is 1 or 3 (an int, not a bool); one-line ConfigError naming ``key`` and the value otherwise."""
+    if isinstance(channels, bool) or channels not in CHANNELS:
+        raise ConfigError(f"{key}: expected 1 (greyscale) or 3 (RGB), got {_short(repr(channels))}")
+    return channels
 
 
 @dataclass

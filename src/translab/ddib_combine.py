@@ -47,7 +47,7 @@ def combine_ddib(run_a: str | Path, run_b: str | Path, out_dir: str | Path) -> P
     m_a, cfg_a, info_a = _side(run_a, "a")
     m_b, cfg_b, info_b = _side(run_b, "b")
     da, db = cfg_a.to_dict(), cfg_b.to_dict()
-    for section, key in (("model", "diffusion"), ("model", "unet"), ("data", "image_size")):
+    for section, key in (("model", "diffusion"), ("model", "unet"), ("data", "image_size"), ("data", "channels")):
         if da[section][key] != db[section][key]:
             raise MethodError(f"cannot chain {run_a} and {run_b}: {section}.{key} differs ({da[section][key]} vs "
                               f"{db[section][key]}); both domains' models must share it")

@@ -8,7 +8,8 @@ Metrics (../DESIGN.md, "Metrics protocol"):
 - all datasets: FID and KID against the target domain's real test images with two labelled feature
   extractors (``inception`` pool3; ``classifier``: penultimate features of translab's classifier), transport
   cost, SSIM, cycle error where the method translates both ways;
-- hue-coloured datasets (cmnist, synthetic): hue error;
+- hue-coloured datasets (cmnist, synthetic): hue error (never for greyscale images, data.channels = 1, which have
+  no hue: the entry is left out, so reports use transport cost as the faithfulness axis);
 - cmnist: target accuracy (shipped digit reader); other datasets: attribute accuracy when a classifier is
   given (``classifier_path``).
 """
@@ -234,7 +235,8 @@ def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, datase
     """The metrics of outputs y of inputs x against the target domain's real test images (all but cycle error):
     the one metric assembly of `translab evaluate`, the exact-OT row and the latent sweeps.
 
-    x, y (N, 3, H, W) and real (M, 3, H, W) in [-1, 1]; ``tgt`` ('a' | 'b') keys the reference feature cache;
+    x, y (N, C, H, W) and real (M, C, H, W) in [-1, 1], C = 3 or 1 (greyscale: Inception and classifier see the
+    grey level repeated to 3 channels; no hue error); ``tgt`` ('a' | 'b') keys the reference feature cache;
     ``built``: (extractors, classifier) from ``build_extractors`` when the caller measures many outputs.
     Returns {"fid_kid", "transport_cost", "ssim", ["hue_error",] "target_accuracy" | "attribute_accuracy"}.
     """
@@ -244,7 +246,7 @@ def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, datase
     metrics = {"fid_kid": labelled_distances(extractors, real_f, fake_f, seed=opts.seed),
                "transport_cost": {"value": transport_cost(x, y), "units": MSE_UNITS},
                "ssim": ssim(x, y)}
-    if dataset in HUE_DATASETS:
+    if dataset in HUE_DATASETS and y.shape[1] == 3:  # greyscale images have no hue: not applicable, left out
         metrics["hue_error"] = hue_error(x, y)
     acc = classifier_accuracy(clf, y, target_name, opts.batch_size)
     metrics["target_accuracy" if dataset == "cmnist" else "attribute_accuracy"] = acc
@@ -252,7 +254,8 @@ def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, datase
 
 
 def write_samples(eval_dir: Path, stem: str, x: torch.Tensor, y: torch.Tensor) -> tuple[Path, Path, int]:
-    """Save the first SAMPLES inputs x and outputs y ((N, 3, H, W) in [-1, 1]) as uint8 tensors and a grid PNG.
+    """Save the first SAMPLES inputs x and outputs y ((N, C, H, W) in [-1, 1], C = 3 or 1) as uint8 tensors
+    (N, C, H, W) and an RGB grid PNG (greyscale drawn grey).
 
     Returns (EVAL/<stem>_samples.pt, EVAL/<stem>_grid.png, number of images saved)."""
     from translab.image_io import save_grid, to_uint8
@@ -319,6 +322,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
         "as_method": opts.as_method,
         "direction": direction, "steps": steps, "overrides": opts.overrides, "checkpoint": info,
         "dataset": {"type": dataset, "name": pair.name, "source": pair.source, "image_size": pair.image_size,
+                    "channels": int(x.shape[1]),
                     "source_domain": pair.domain_names[0 if src == "a" else 1],
                     "target_domain": pair.domain_names[0 if tgt == "a" else 1], "split": "test",
                     "n_inputs": int(x.shape[0]), "n_reference": int(real.shape[0]), "limit": opts.limit},

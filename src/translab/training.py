@@ -21,13 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
-from translab.config import Config, diff_configs, dump_yaml, inference_fields
+from translab.config import Config, DataConfig, diff_configs, dump_yaml, inference_fields, to_dict
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.diffusion.process import seeded_noise
 from translab.image_io import save_grid
 from translab.loading import load_method, restore_nets  # noqa: F401  (load_method: re-exported for callers)
-from translab.methods import Method, build_method
+from translab.methods import Method, MethodError, build_method
 from translab.rundir import RunDir, RunLock
 
 
@@ -237,8 +237,17 @@ def resume_safe_keys(cfg: Config) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def with_data_defaults(saved: dict) -> dict:
+    """A saved config mapping whose ``data`` section gains the DataConfig keys added after it was written, at
+    their defaults (e.g. data.channels = 3), so that a run saved before a data setting existed still resumes."""
+    data = saved.get("data")
+    if not isinstance(data, dict):
+        return saved
+    return dict(saved, data={**to_dict(DataConfig()), **data})
+
+
 def _check_resume_config(saved: dict, cfg: Config, ckpt: Path) -> list[str]:
-    changed = diff_configs(saved, cfg.to_dict())
+    changed = diff_configs(with_data_defaults(saved), cfg.to_dict())
     safe = resume_safe_keys(cfg)
     # model and data keys define the weights' shape and meaning; the rest may change (all changes are logged)
     unsafe = [k for k in changed if not any(k == s or (s.endswith(".") and k.startswith(s)) for s in safe)]
@@ -330,7 +339,12 @@ def load_init_sources(method: Method) -> dict:
     """Load every trained run that ``method.init_sources()`` names: {field: (Method, Config, info)}."""
     from translab.shipped import resolve_run
 
-    return {field: load_method(resolve_run(name)) for field, name in method.init_sources().items()}
+    sources = {field: load_method(resolve_run(name)) for field, name in method.init_sources().items()}
+    for field, (_, source_cfg, info) in sources.items():
+        if source_cfg.data.channels != method.channels:
+            raise MethodError(f"model.{field}: {info['checkpoint']} was trained on data.channels="
+                              f"{source_cfg.data.channels}, this run has data.channels={method.channels}")
+    return sources
 
 
 def _build_optimizers(method: Method, specs: dict) -> tuple[dict, dict]:
@@ -395,6 +409,9 @@ def start_session(cfg: Config, run: RunDir, pair=None) -> TrainSession:
     ctx = TrainContext(accelerator, models, optimizers, opt_nets, cfg.train.grad_clip, generator, start_step)
     rank, world = accelerator.process_index, accelerator.num_processes
     fixed = {d: stack_dataset(pair.get(d, "test"), 8) for d in "ab"}
+    if any(x.shape[1] != method.channels for x in fixed.values()):
+        raise TrainingError(f"data.channels={cfg.data.channels}, but the images given have "
+                            f"{[x.shape[1] for x in fixed.values()]} channels (domains a, b)")
     if accelerator.is_main_process:
         run.log(f"training {cfg.method} on {pair.name} ({pair.source}) from step {start_step} to {cfg.train.steps} "
                 f"on {accelerator.device} x{world}")

@@ -1,6 +1,6 @@
 """Pictures of the latent analyses, drawn with matplotlib's Agg backend and saved as PNG files.
 
-Images are (N, 3, H, W) tensors in [-1, 1] (clamped for display); every function returns the written path.
+Images are (N, 3, H, W) tensors in [-1, 1], or greyscale (N, 1, H, W) drawn grey (clamped for display); every function returns the written path.
 """
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from translab.image_io import as_rgb
 
 
 def _plt():
@@ -29,8 +31,8 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def _rgb(img: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) float in [0, 1]."""
-    return ((img.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+    """(3, H, W) or greyscale (1, H, W) in [-1, 1] -> (H, W, 3) float in [0, 1]."""
+    return ((as_rgb(img).detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
 
 
 def image_table(rows: list[torch.Tensor], path: str | Path, row_labels: list[str] | None = None,

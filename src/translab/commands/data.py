@@ -68,6 +68,8 @@ def run_show(args) -> int:
     print(f"dataset: {pair.name} ({cfg.dataset}{', reversed' if cfg.reverse else ''})")
     print(f"source: {pair.source}")
     print(f"image size: {pair.image_size} x {pair.image_size}, values in [-1, 1]")
+    if pair.channels != 3:
+        print(f"channels: {pair.channels} (greyscale)")
     print(f"domains: A = {pair.domain_names[0]}, B = {pair.domain_names[1]}")
     for d in DOMAINS:
         print("  " + "  ".join(f"{d.upper()} {s}: {len(pair.get(d, s)):>6}" for s in SPLITS))

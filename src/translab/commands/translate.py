@@ -43,7 +43,7 @@ def register(sub) -> None:
 
 @dataclass
 class Inputs:
-    images: object  # (N, 3, H, W) float32 in [-1, 1]
+    images: object  # (N, C, H, W) float32 in [-1, 1], C = data.channels of the run (3 or 1)
     names: list[str]  # output name of each image
     labels: list[str]  # what each image was: its file name, or split[index]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
@@ -56,7 +56,7 @@ def load_inputs(args, cfg, direction: str, image_size: int) -> Inputs:
     if args.input:
         from translab.data.images import read_image_folder
 
-        folder = read_image_folder(args.input, image_size, args.limit)
+        folder = read_image_folder(args.input, image_size, args.limit, cfg.data.channels)
         labels = [printable(p.name) for p in folder.files]
         return Inputs(folder.images.to(torch.float32), folder.names, labels, folder.skipped)
     from translab.data import build_domain_pair, stack_dataset

@@ -1,19 +1,29 @@
 """Data domains: Colored MNIST, CelebA, CycleGAN-style folder pairs and synthetic pairs for tests."""
 from __future__ import annotations
 
-from translab.data.base import DataError, DomainPair, TensorImages, stack_dataset
+from translab.data.base import DataError, DomainPair, TensorImages, check_channels, stack_dataset
 
 DATASETS = {
     "cmnist": "Colored MNIST: two digits, one random hue per image (default 2 -> 3), 32x32, shipped offline for 2/3",
     "celeba": "CelebA male -> female (official or Kaggle layout under data.root), centre crop + resize",
-    "folders": "any CycleGAN-style folder pair under data.root: trainA/ trainB/ testA/ testB/",
+    "folders": "any CycleGAN-style folder pair under data.root: trainA/ trainB/ testA/ testB/ (RGB, or greyscale "
+               "with data.channels=1)",
     "synthetic": "tiny generated pair (coloured squares -> coloured discs) for tests and smoke runs",
 }
 
 
+#: datasets whose domains are defined by colour (one hue per image): greyscale (data.channels=1) is refused
+COLOUR_ONLY = ("cmnist", "synthetic")
+
+
 def build_domain_pair(cfg) -> DomainPair:
-    """DomainPair for a DataConfig (translab.config.DataConfig)."""
+    """DomainPair for a DataConfig (translab.config.DataConfig): items (cfg.channels, S, S) in [-1, 1]."""
     name = cfg.dataset
+    channels = check_channels(cfg.channels)
+    if channels != 3 and name in COLOUR_ONLY:
+        raise DataError(f"data.channels={channels}: dataset '{name}' is coloured with one hue per image, so it has "
+                        f"no greyscale form; use data.channels=3, or a folder pair (data.dataset=folders) of "
+                        f"greyscale images")
     if name == "cmnist":
         from translab.data.cmnist import build_cmnist
 
@@ -21,11 +31,11 @@ def build_domain_pair(cfg) -> DomainPair:
     elif name == "celeba":
         from translab.data.celeba import build_celeba
 
-        pair = build_celeba(_need_root(cfg), cfg.image_size, cfg.limit)
+        pair = build_celeba(_need_root(cfg), cfg.image_size, cfg.limit, channels)
     elif name == "folders":
         from translab.data.folders import build_folder_pair
 
-        pair = build_folder_pair(_need_root(cfg), cfg.image_size, cfg.limit)
+        pair = build_folder_pair(_need_root(cfg), cfg.image_size, cfg.limit, channels)
     elif name == "synthetic":
         from translab.data.synthetic import build_synthetic
 

@@ -25,7 +25,7 @@ Two on-disk layouts are recognised under ``root``:
   B = Female; train = Train, test = Test, **Validation unused**, as above.
 
 Images: centre square crop, bilinear antialiased resize to ``image_size`` (64 by default), values in
-[-1, 1] (data/images.py). ``limit`` keeps the first N files (by file name) per domain and split.
+[-1, 1] (data/images.py), RGB, or greyscale with ``channels=1`` (data.channels). ``limit`` keeps the first N files (by file name) per domain and split.
 The reverse direction (female -> male) is DomainPair.swapped(), applied by build_domain_pair.
 """
 from __future__ import annotations
@@ -179,10 +179,10 @@ def _kaggle_paths(d: Path) -> dict[tuple[str, str], list[Path]]:
             for dom in KAGGLE_DOMAINS for split in KAGGLE_SPLITS}
 
 
-def build_celeba(root: str | Path, image_size: int = 64, limit: int | None = None) -> DomainPair:
+def build_celeba(root: str | Path, image_size: int = 64, limit: int | None = None, channels: int = 3) -> DomainPair:
     """CelebA male (A) -> female (B) from the official or the Kaggle layout under ``root`` (see module doc).
 
-    Items are (3, image_size, image_size) float32 in [-1, 1]. Raises one DataError naming ``root`` and
+    Items are (channels, image_size, image_size) float32 in [-1, 1] (channels 3: RGB, 1: greyscale). Raises one DataError naming ``root`` and
     describing both layouts when neither is found, or naming the folder that is empty.
     """
     root = Path(root)
@@ -201,7 +201,7 @@ def build_celeba(root: str | Path, image_size: int = 64, limit: int | None = Non
         what = f"CelebA {DOMAIN_NAMES[0 if dom == 'a' else 1]} {split} ({layout} layout at {where})"
         if not files:
             raise DataError(f"{what} has no images; expected {LAYOUTS}")
-        datasets[(dom, split)] = ImageFiles(files, image_size, limit=limit, what=what)
+        datasets[(dom, split)] = ImageFiles(files, image_size, limit=limit, what=what, channels=channels)
     skipped = sum(len(ds.skipped) for ds in datasets.values())
     return DomainPair("celeba-m2f", DOMAIN_NAMES, image_size, datasets, f"CelebA {layout} layout at {where}",
-                      {"layout": layout, "validation": "unused", "skipped_files": skipped})
+                      {"layout": layout, "validation": "unused", "skipped_files": skipped}, channels)

@@ -5,7 +5,9 @@
     root/testA/                 domain A, test split
     root/testB/                 domain B, test split
 
-Items are (3, S, S) float32 in [-1, 1]: centre square crop, bilinear resize to S (data/images.py).
+Items are (3, S, S) float32 in [-1, 1]: centre square crop, bilinear resize to S (data/images.py). With
+``channels=1`` (data.channels) items are (1, S, S): every file is converted to greyscale (PIL's "L", after
+transparency is composited on black), so a pair of greyscale folders (e.g. 28x28 L-mode PNGs) stays greyscale.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ LAYOUT = ("root/trainA/, root/trainB/, root/testA/, root/testB/, each holding im
           + ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS) + ")")
 
 
-def build_folder_pair(root: str | Path, image_size: int, limit: int | None = None) -> DomainPair:
+def build_folder_pair(root: str | Path, image_size: int, limit: int | None = None, channels: int = 3) -> DomainPair:
     """DomainPair of the four CycleGAN-layout folders under ``root``; ``limit`` keeps the first N per folder.
+    Items are (channels, image_size, image_size) in [-1, 1]; channels 3 (RGB) or 1 (greyscale).
 
     A missing root, or any missing or empty domain folder, raises one DataError naming every such path
     and the expected layout.
@@ -42,8 +45,9 @@ def build_folder_pair(root: str | Path, image_size: int, limit: int | None = Non
         listed[key] = paths
     if problems:
         raise DataError(f"folder pair at {root} is incomplete: {'; '.join(problems)}; expected {LAYOUT}")
-    datasets = {key: ImageFiles(listed[key], image_size, limit=limit, what=f"{root / FOLDER_NAMES[key]}")
+    datasets = {key: ImageFiles(listed[key], image_size, limit=limit, what=f"{root / FOLDER_NAMES[key]}",
+                                channels=channels)
                 for key in FOLDER_NAMES}
     skipped = sum(len(ds.skipped) for ds in datasets.values())
     return DomainPair(f"folders-{root.name}", ("A", "B"), image_size, datasets, f"CycleGAN folder pair at {root}",
-                      {"layout": "cyclegan", "skipped_files": skipped})
+                      {"layout": "cyclegan", "skipped_files": skipped}, channels)

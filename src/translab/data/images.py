@@ -1,8 +1,10 @@
-"""Image files on disk as a lazy Dataset of (3, S, S) float tensors in [-1, 1].
+"""Image files on disk as a lazy Dataset of (C, S, S) float tensors in [-1, 1], C = 3 (RGB) or 1 (greyscale).
 
 Every image goes through one pipeline (:func:`load_image`): open with PIL, apply the EXIF orientation,
 convert any mode to RGB (greyscale, palette, 16-bit ``I;16``/``I``, RGBA/LA composited on black), crop the
-centre square, resize to S x S (bilinear, antialiased), map [0, 1] -> [-1, 1].
+centre square, resize to S x S (bilinear, antialiased), map [0, 1] -> [-1, 1]. With ``channels=1`` the
+conversion goes one step further, to PIL's "L" (after the same compositing on black; 16/32-bit greyscale
+stays in float), and items are (1, S, S).
 
 Bad files never stop a run: :class:`ImageFiles` scans its files once when built and skips zero-byte files,
 files PIL cannot identify, unreadable files and truncated/corrupt files, with one warning that names them.
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from translab.data.base import DataError
+from translab.data.base import DataError, check_channels
 
 #: file name endings read as images (compared case-insensitively)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -184,6 +186,12 @@ def to_rgb8(im: Image.Image) -> Image.Image:
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
+def to_grey8(im: Image.Image) -> Image.Image:
+    """Any 8-bit PIL mode -> "L": transparent modes are composited on opaque black first (as in to_rgb8), then
+    PIL's ITU-R 601-2 luma, L = (299 R + 587 G + 114 B) / 1000; an "L" image is returned as is."""
+    return im if im.mode == "L" else to_rgb8(im).convert("L")
+
+
 def centre_square_box(width: int, height: int) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the centred square of side min(width, height)."""
     side = min(width, height)
@@ -191,28 +199,32 @@ def centre_square_box(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """One image file -> (3, size, size) float32 in [-1, 1]. Raises PIL/OS errors for bad files.
+def load_image(path: str | Path, size: int, channels: int = 3) -> torch.Tensor:
+    """One image file -> (channels, size, size) float32 in [-1, 1]; channels 3 (RGB) or 1 (greyscale, PIL's "L").
+    Raises PIL/OS errors for bad files.
 
     Centre square crop, then bilinear resize with antialiasing: PIL's BILINEAR (its filter widens with the
-    downscale factor) on 8-bit RGB, torch's ``interpolate(antialias=True)`` (which mirrors PIL) on 16/32-bit
+    downscale factor) on 8-bit RGB or L, torch's ``interpolate(antialias=True)`` (which mirrors PIL) on 16/32-bit
     greyscale, kept in float so no precision is lost.
     """
+    check_channels(channels)
     with open_image(path, decode=True) as im:
         im = ImageOps.exif_transpose(im)
         square = im.crop(centre_square_box(*im.size))
         if is_high_depth(square.mode):
             grey = torch.from_numpy(high_depth_grey(square))
             side = grey.shape[0]
-            x = grey[None, None].expand(1, 3, side, side)
+            x = grey[None, None].expand(1, channels, side, side)
             if side != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             return (x[0].clamp(0.0, 1.0) * 2.0 - 1.0).contiguous()
-        rgb = to_rgb8(square)
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        arr = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(127.5).sub(1.0).contiguous()
+        converted = to_rgb8(square) if channels == 3 else to_grey8(square)
+        if converted.size != (size, size):
+            converted = converted.resize((size, size), Image.Resampling.BILINEAR)
+        arr = np.asarray(converted, dtype=np.uint8)
+    pixels = torch.from_numpy(arr.copy())
+    pixels = pixels.permute(2, 0, 1) if pixels.ndim == 3 else pixels[None]  # (H, W, 3) or (H, W) -> (C, H, W)
+    return pixels.float().div(127.5).sub(1.0).contiguous()
 
 
 def classify_failure(path: Path, level: str = "full") -> str | None:
@@ -250,7 +262,7 @@ def auto_scan_level(n: int) -> str:
 
 
 class ImageFiles(Dataset):
-    """Lazy dataset over image files: item i is (3, size, size) float32 in [-1, 1].
+    """Lazy dataset over image files: item i is (channels, size, size) float32 in [-1, 1].
 
     Args:
         paths: candidate image files, in the order the dataset should keep.
@@ -261,18 +273,20 @@ class ImageFiles(Dataset):
             kept (min(len(paths), limit)): "full" up to FULL_SCAN_MAX_FILES, "header" up to
             HEADER_SCAN_MAX_FILES, "stat" above.
         what: words naming these files in messages (e.g. "domain A (trainA)").
+        channels: 3 (RGB) or 1 (greyscale, PIL's "L"; see load_image).
 
     Attributes: ``paths`` (the good files), ``names`` (output names, file stems), ``skipped`` (list of
     (path, reason) for every file left out, at scan time or later). Raises DataError if no file is usable.
     """
 
     def __init__(self, paths: list[str | Path], size: int, limit: int | None = None, scan: str = "auto",
-                 what: str | None = None):
+                 what: str | None = None, channels: int = 3):
         if scan not in ("auto",) + SCAN_LEVELS:
             raise DataError(f"scan must be 'auto' or one of {SCAN_LEVELS}, got {scan!r}")
         if not isinstance(size, int) or size < 1:
             raise DataError(f"image size must be a positive integer, got {size!r}")
         self.size = size
+        self.channels = check_channels(channels)
         self.what = what or "image files"
         candidates = [Path(p) for p in paths]
         self.scan = scan if scan != "auto" else auto_scan_level(len(candidates) if limit is None
@@ -315,7 +329,7 @@ class ImageFiles(Dataset):
                 continue
             p = self.paths[j]
             try:
-                return load_image(p, self.size)
+                return load_image(p, self.size, self.channels)
             except Exception as e:
                 self._skip_late(j, e)
         raise DataError(f"none of the {n} images of {self.what} can be loaded any more (first: {self.paths[0]})")
@@ -342,8 +356,9 @@ def describe_skipped(skipped: list[tuple[Path, str]], what: str) -> str:
     return f"skipped {len(skipped)} unusable file(s) in {what}: {shown}{more}"
 
 
-def image_folder_dataset(folder: str | Path, size: int, limit: int | None = None) -> ImageFiles:
-    """All images directly inside ``folder`` as a lazy ImageFiles dataset (names = file stems).
+def image_folder_dataset(folder: str | Path, size: int, limit: int | None = None, channels: int = 3) -> ImageFiles:
+    """All images directly inside ``folder`` as a lazy ImageFiles dataset (names = file stems) of
+    (channels, size, size) items.
 
     Raises DataError if the folder is missing, is not a folder, or holds no readable image.
     """
@@ -356,17 +371,18 @@ def image_folder_dataset(folder: str | Path, size: int, limit: int | None = None
     paths = list_images(folder)
     if not paths:
         raise DataError(f"input folder {folder} contains no image files; expected {expected}")
-    return ImageFiles(paths, size, limit=limit, what=f"folder {folder}")
+    return ImageFiles(paths, size, limit=limit, what=f"folder {folder}", channels=channels)
 
 
-def load_image_folder(folder: str | Path, size: int, limit: int | None = None) -> tuple[torch.Tensor, list[str]]:
-    """(images (N, 3, size, size) float32 in [-1, 1], names) of the images directly inside ``folder``.
+def load_image_folder(folder: str | Path, size: int, limit: int | None = None,
+                      channels: int = 3) -> tuple[torch.Tensor, list[str]]:
+    """(images (N, channels, size, size) float32 in [-1, 1], names) of the images directly inside ``folder``.
 
     Used by `translab translate --input DIR`; names are the file stems (for output file names), in sorted
     file-name order. Bad files are skipped with one warning; raises DataError if the folder is missing or
     holds no readable image (see image_folder_dataset).
     """
-    ds = image_folder_dataset(folder, size, limit)
+    ds = image_folder_dataset(folder, size, limit, channels)
     images = torch.stack([ds[i] for i in range(len(ds))])
     return images, list(ds.names)
 
@@ -375,24 +391,24 @@ def load_image_folder(folder: str | Path, size: int, limit: int | None = None) -
 class FolderImages:
     """The readable images of a folder with where each came from, and the files left out."""
 
-    images: torch.Tensor  # (N, 3, S, S) float32 in [-1, 1]
+    images: torch.Tensor  # (N, C, S, S) float32 in [-1, 1], C = 1 or 3
     names: list[str]  # output name (a safe file stem) of each image
     files: list[Path]  # the input file of each image
     skipped: list[tuple[Path, str]]  # (file, reason) of every file left out
 
 
-def read_image_folder(folder: str | Path, size: int, limit: int | None = None) -> FolderImages:
-    """Like load_image_folder, but bad files (empty, not images, truncated, too large, failing when decoded)
+def read_image_folder(folder: str | Path, size: int, limit: int | None = None, channels: int = 3) -> FolderImages:
+    """Like load_image_folder (images (N, channels, size, size)), but bad files (empty, not images, truncated, too large, failing when decoded)
     are only listed in ``skipped``, without a warning: the caller reports them. ``limit`` keeps the first N
     readable files. Raises DataError if the folder is missing or holds no readable image."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedImagesWarning)
-        ds = image_folder_dataset(folder, size, limit)
+        ds = image_folder_dataset(folder, size, limit, channels)
     skipped = list(ds.skipped)
     images, keep = [], []
     for i, path in enumerate(ds.paths):
         try:
-            images.append(load_image(path, size))
+            images.append(load_image(path, size, channels))
             keep.append(i)
         except ImageTooLargeError as e:
             skipped.append((path, f"too large: {e.reason}"))

@@ -18,8 +18,9 @@ def method_config_class(name: str) -> type:
 
 
 def build_method(cfg) -> Method:
-    """Instantiate the method of a full translab Config (weights freshly initialised)."""
-    return method_class(cfg.method)(cfg.model, cfg.data.image_size)
+    """Instantiate the method of a full translab Config (weights freshly initialised); its nets are sized for
+    images (N, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)."""
+    return method_class(cfg.method)(cfg.model, cfg.data.image_size, channels=cfg.data.channels)
 
 
 __all__ = ["DIRECTIONS", "METHODS", "Method", "MethodError", "Translation", "build_method", "method_class",

@@ -2,7 +2,8 @@
 
 train_step(ctx, batch_a, batch_b) -> dict of float scalars; translate(x, direction, ...) -> images; nets,
 EMA copies and optional extra state live on the method. The training loop (translab.training) has no
-method-specific code. Images are (N, 3, H, W) in [-1, 1]; directions are 'a2b' and 'b2a'.
+method-specific code. Images are (N, C, H, W) in [-1, 1] with C = ``method.channels`` (data.channels: 3 for RGB,
+1 for greyscale); directions are 'a2b' and 'b2a'.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class OptimizerSpec:
 
 @dataclass
 class Translation:
-    """Output of Method.translate: images (N, 3, H, W) in [-1, 1], NFE per image, optional latents."""
+    """Output of Method.translate: images (N, C, H, W) in [-1, 1], NFE per image, optional latents."""
 
     images: torch.Tensor
     nfe: int
@@ -57,9 +58,11 @@ class Method:
     #: nets whose EMA copies serve inference
     ema_nets: tuple[str, ...] = ()
 
-    def __init__(self, cfg: Any, image_size: int):
+    def __init__(self, cfg: Any, image_size: int, channels: int = 3):
+        """``cfg``: the method's own settings; nets take and give (N, channels, image_size, image_size) images."""
         self.cfg = cfg  # the method's own dataclass
         self.image_size = image_size
+        self.channels = channels  # image channels of both domains (data.channels): 3 RGB, 1 greyscale
         self.nets = nn.ModuleDict()
         self.ema = nn.ModuleDict()
 

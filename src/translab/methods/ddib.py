@@ -113,17 +113,18 @@ class DDIB(Method):
     name = "ddib"
     config_class = DDIBConfig
 
-    def __init__(self, cfg: DDIBConfig, image_size: int):
-        super().__init__(cfg, image_size)
+    def __init__(self, cfg: DDIBConfig, image_size: int, channels: int = 3):
+        super().__init__(cfg, image_size, channels)
         for d in cfg.train_domains:
             if d not in DOMAIN_INDEX:
                 raise MethodError(f"model.train_domains: unknown domain '{d}', expected 'a' and/or 'b'")
         self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
         if cfg.conditional:
-            self.nets["eps"] = DenoiserUNet(cfg.unet, image_size, num_domains=3 if cfg.has_null_label else 2)
+            self.nets["eps"] = DenoiserUNet(cfg.unet, image_size, channels, channels,
+                                            num_domains=3 if cfg.has_null_label else 2)
         else:
             for d in ("a", "b"):
-                self.nets[f"eps_{d}"] = DenoiserUNet(cfg.unet, image_size)
+                self.nets[f"eps_{d}"] = DenoiserUNet(cfg.unet, image_size, channels, channels)
         self.ema_nets = tuple(self.nets.keys())
         self.check_inference_settings()
 

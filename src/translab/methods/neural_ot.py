@@ -102,8 +102,8 @@ class NeuralOT(Method):
     config_class = NeuralOTConfig
     ema_nets = ()  # the authors average no weights
 
-    def __init__(self, cfg: NeuralOTConfig, image_size: int):
-        super().__init__(cfg, image_size)
+    def __init__(self, cfg: NeuralOTConfig, image_size: int, channels: int = 3):
+        super().__init__(cfg, image_size, channels)
         if cfg.direction not in DIRECTIONS:
             raise ConfigError(f"model.direction: '{cfg.direction}' is not one of {', '.join(DIRECTIONS)}")
         if cfg.t_iters < 1:
@@ -111,13 +111,13 @@ class NeuralOT(Method):
         if cfg.map not in MAPS:
             raise ConfigError(f"model.map: '{cfg.map}' is not one of {', '.join(MAPS)}")
         if cfg.map == "unet":
-            self.nets["T"] = TransportUNet(cfg.transport, image_size)
+            self.nets["T"] = TransportUNet(cfg.transport, image_size, channels)
         else:
             if image_size % (2 ** cfg.resnet.n_down):
                 raise ConfigError(f"model.resnet.n_down={cfg.resnet.n_down} needs an image size divisible by "
                                   f"{2 ** cfg.resnet.n_down}, got {image_size}")
-            self.nets["T"] = ResnetGenerator(cfg.resnet)
-        self.nets["f"] = ResNetPotential(cfg.potential, image_size)
+            self.nets["T"] = ResnetGenerator(cfg.resnet, channels, channels)
+        self.nets["f"] = ResNetPotential(cfg.potential, image_size, channels)
 
     # ---- training -------------------------------------------------------------------------------
     def optimizer_specs(self, train_cfg) -> dict[str, OptimizerSpec]:
@@ -150,7 +150,7 @@ class NeuralOT(Method):
 
     @torch.no_grad()
     def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
-        """x (N, 3, H, W) in [-1, 1] -> T(x) clamped to [-1, 1] (T's raw output may leave the box)."""
+        """x (N, C, H, W) in [-1, 1] -> T(x) clamped to [-1, 1] (T's raw output may leave the box)."""
         self._check_trained(direction)
         net = self.infer_net("T")
         was_training = net.training

@@ -29,8 +29,8 @@ class SDEdit(DDIB):
     name = "sdedit"
     config_class = SDEditConfig
 
-    def __init__(self, cfg: SDEditConfig, image_size: int):
-        super().__init__(cfg, image_size)
+    def __init__(self, cfg: SDEditConfig, image_size: int, channels: int = 3):
+        super().__init__(cfg, image_size, channels)
         self.check_inference_settings()
 
     def check_inference_settings(self) -> None:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translab.checkpoint import CheckpointError
+from translab.image_io import as_rgb
 
 METADATA_KEY = "translab_classifier"
 SHIPPED = {"cmnist": "cmnist_classifier.safetensors"}
@@ -47,7 +48,7 @@ class ClassifierSpec:
 class ImageClassifier(nn.Module):
     """Conv(3x3)-BN-ReLU-MaxPool stages, flatten, Linear -> ReLU (penultimate features) -> Linear (logits).
 
-    Input: (N, 3, H, W) in [-1, 1]; images whose side differs from ``spec.image_size`` are resized
+    Input: (N, 3, H, W) in [-1, 1] (greyscale (N, 1, H, W) is repeated to 3 channels); images whose side differs from ``spec.image_size`` are resized
     (bilinear, antialiased) first. ``features`` -> (N, feature_dim); ``forward`` -> logits (N, classes).
     """
 
@@ -70,9 +71,9 @@ class ImageClassifier(nn.Module):
         return self.spec.feature_dim
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"classifier input must be (N, 3, H, W), got {tuple(x.shape)}")
-        x = x.float()
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"classifier input must be (N, 3, H, W) or greyscale (N, 1, H, W), got {tuple(x.shape)}")
+        x = as_rgb(x).float()  # greyscale: the grey level in all three channels
         s = self.spec.image_size
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
@@ -157,7 +158,8 @@ def read_record(path: str | Path) -> dict | None:
 @torch.no_grad()
 def classifier_outputs(model: ImageClassifier, images: torch.Tensor,
                        batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """images (N, 3, H, W) in [-1, 1] -> (features (N, feature_dim) float64, predicted labels (N,) long)."""
+    """images (N, 3, H, W) in [-1, 1] (greyscale (N, 1, H, W): repeated to 3 channels) -> (features
+    (N, feature_dim) float64, predicted labels (N,) long)."""
     model.eval()
     device = next(model.parameters()).device
     feats, preds = [], []

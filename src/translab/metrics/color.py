@@ -20,10 +20,13 @@ import torch
 def foreground_hue(images: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
     """Circular-mean hue in degrees of the bright pixels of each image.
 
-    images (N, 3, H, W) in [-1, 1] -> (N,) degrees in [0, 360). Pixels whose value (max channel, in [0, 1])
+    images (N, 3, H, W) in [-1, 1] -> (N,) degrees in [0, 360); ValueError for other channel counts (greyscale). Pixels whose value (max channel, in [0, 1])
     is below ``threshold`` are background; each foreground pixel's hue is weighted by value x saturation,
     so grey or dark pixels barely count. An image with no foreground gets NaN.
     """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"hue needs RGB images (N, 3, H, W), got {tuple(images.shape)}; greyscale images have no "
+                         f"hue (translab.evaluation leaves hue error out for them)")
     x = (images.float().clamp(-1, 1) + 1.0) / 2.0
     r, g, b = x[:, 0], x[:, 1], x[:, 2]
     mx, _ = x.max(dim=1)

@@ -2,7 +2,9 @@
 
 Built on torchmetrics' ``NoTrainInceptionV3`` (torch-fidelity's network) with ``antialias=False``, i.e.
 torch-fidelity's TF1-style bilinear resize to 299x299, the protocol of the published Colored MNIST numbers.
-Inputs are uint8 images, as torch-fidelity expects.
+Inputs are uint8 images, as torch-fidelity expects. Greyscale images (N, 1, H, W) (data.channels = 1) are
+measured as RGB images whose three channels repeat the grey level, the usual way to put greyscale data such as
+MNIST through the RGB Inception network; their FID/KID compare only with other greyscale sets measured the same way.
 
 Where the weights come from, in order:
 1. ``$TRANSLAB_INCEPTION_WEIGHTS`` (a path; relative paths are taken from the working directory);
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from translab.image_io import as_rgb
 
 FILE_NAME = "weights-inception-2015-12-05-6726825d.pth"
 ENV_VAR = "TRANSLAB_INCEPTION_WEIGHTS"
@@ -67,7 +71,8 @@ def resolve_weights() -> tuple[str | None, str]:
 
 
 class InceptionFeatures(nn.Module):
-    """(N, 3, H, W) in [-1, 1] -> pool3 features (N, 2048) float64 (images quantised to uint8 first).
+    """(N, 3, H, W) in [-1, 1] -> pool3 features (N, 2048) float64 (images quantised to uint8 first). Greyscale
+    (N, 1, H, W) images are repeated to 3 equal channels first (translab.image_io.as_rgb); uint8 inputs pass as is.
 
     On a CPU the images go through the network ``micro_batch`` at a time (CPU_MICRO_BATCH; None: all at once);
     the features do not depend on it (each image is processed independently, eval mode)."""
@@ -86,9 +91,11 @@ class InceptionFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images (N, 3, H, W), got {tuple(images.shape)}")
+        if images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected images (N, 3, H, W) or greyscale (N, 1, H, W), got {tuple(images.shape)}")
         x = images if images.dtype == torch.uint8 else self.to_uint8(images)
+        if x.shape[1] == 1:  # greyscale: the grey level in all three channels
+            x = as_rgb(x).contiguous()
         x = x.to(next(self.net.parameters()).device)
         step = self.micro_batch or max(1, x.shape[0])
         feats = [self.net(x[i:i + step]).reshape(-1, self.num_features) for i in range(0, x.shape[0], step)]
@@ -127,6 +134,7 @@ def load_inception(device: str | torch.device = "cpu") -> InceptionFeatures:
 
 @torch.no_grad()
 def inception_features(model: InceptionFeatures, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """images (N, 3, H, W) in [-1, 1] -> (N, 2048) float64, in batches."""
+    """images (N, 3, H, W) or greyscale (N, 1, H, W, repeated to 3 channels) in [-1, 1] -> (N, 2048) float64, in
+    batches."""
     out = [model(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 2048, dtype=torch.float64)

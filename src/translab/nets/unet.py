@@ -1,7 +1,8 @@
 """Denoiser UNet built on diffusers' UNet2DModel, sized by config, optionally domain-conditional.
 
-Input x (N, C_in, H, W) (C_in = 3, or 6 for UNIT-DDPM's conditioning by concatenation), timestep t (N,) long,
-optional domain label (N,) long in {0, 1}. Output eps (N, 3, H, W).
+Input x (N, C_in, H, W) (C_in = C, the image channels, 3 for RGB or 1 for greyscale, or 2C for UNIT-DDPM's
+conditioning by concatenation), timestep t (N,) long, optional domain label (N,) long in {0, 1}. Output eps
+(N, C_out, H, W), C_out = C.
 """
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def count_parameters(module: nn.Module) -> int:
 def start_as_unconditional(dst: DenoiserUNet, src: DenoiserUNet, domain: int | None = None) -> None:
     """Load ``src``'s weights into ``dst`` so that ``dst`` computes ``src``'s function, ignoring its extra input.
 
-    ``dst`` takes C_in = 3 + k channels (UNIT-DDPM: [x_t, condition], k = 3) and has no domain embedding;
-    ``src`` takes 3 and has the same sizes otherwise. conv_in's weights for the k extra channels start at
+    ``dst`` takes C_in = C + k channels (UNIT-DDPM: [x_t, condition], k = C; C = 3 for RGB, 1 for greyscale) and
+    has no domain embedding; ``src`` takes C and has the same sizes otherwise. conv_in's weights for the k extra channels start at
     zero (a zero-initialised condition branch: the condition can only start to matter as training moves
     them), so dst(cat[x, c], t) == src(x, t[, domain]) for any c (N, k, H, W). A domain-conditional ``src``
     (diffusers adds its class embedding to the time embedding, emb = linear_2(act(linear_1(t_emb))) + E[d])
@@ -76,8 +77,8 @@ def start_as_unconditional(dst: DenoiserUNet, src: DenoiserUNet, domain: int | N
         key = "unet.time_embedding.linear_2.bias"
         state[key] = state[key] + embedding[domain]
     own = dst.state_dict()
-    conv = state["unet.conv_in.weight"]  # (C0, 3, 3, 3)
-    wide = torch.zeros_like(own["unet.conv_in.weight"])  # (C0, 3 + k, 3, 3)
+    conv = state["unet.conv_in.weight"]  # (C0, C, 3, 3)
+    wide = torch.zeros_like(own["unet.conv_in.weight"])  # (C0, C + k, 3, 3)
     if wide.shape[0] != conv.shape[0] or wide.shape[1] < conv.shape[1] or wide.shape[2:] != conv.shape[2:]:
         raise ValueError(f"start_as_unconditional: conv_in weights {tuple(conv.shape)} do not fit {tuple(wide.shape)}")
     wide[:, :conv.shape[1]] = conv

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from translab.image_io import as_rgb
 from translab.report.tables import entry_label, faithfulness, fid_value
 
 
@@ -49,7 +50,8 @@ def _png(fig) -> bytes:
 
 
 def load_samples(e: dict) -> dict | None:
-    """{"inputs", "outputs"} uint8 (N, 3, H, W) from RUN/eval/<stem>_samples.pt (weights_only), or None."""
+    """{"inputs", "outputs"} uint8 (N, C, H, W), C = 3 or 1, from RUN/eval/<stem>_samples.pt (weights_only), or
+    None."""
     name = (e.get("samples") or {}).get("tensors")
     if not name:
         return None
@@ -63,10 +65,11 @@ def load_samples(e: dict) -> dict | None:
 
 
 def _strip(images: torch.Tensor, n: int, pad: int = 2) -> np.ndarray:
-    """uint8 (N, 3, H, W) -> one (H + 2 pad, n (W + pad) + pad, 3) row, white padding, blank slots past N."""
+    """uint8 (N, C, H, W), C = 3 or 1 (drawn grey) -> one (H + 2 pad, n (W + pad) + pad, 3) row, white padding,
+    blank slots past N."""
     h, w = images.shape[-2:]
     out = np.full((h + 2 * pad, n * (w + pad) + pad, 3), 255, np.uint8)
-    arr = images.permute(0, 2, 3, 1).numpy()
+    arr = as_rgb(images).permute(0, 2, 3, 1).numpy()
     for j in range(min(n, arr.shape[0])):
         out[pad:pad + h, pad + j * (w + pad):pad + j * (w + pad) + w] = arr[j]
     return out
