@@ -10,6 +10,8 @@ hour per method on a 2-core CPU).
 """
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 from typing import NamedTuple
 
@@ -104,13 +106,19 @@ def shipped_sources(runs_root: Path) -> dict[str, Path]:
     return {row.model: working_copy(row.model, runs_root) for row in DEMO_ROWS if row.model in shipped}
 
 
-def split_counts(limit: int | None) -> tuple[int, int]:
-    """(test 2s each row translates, test 3s of the reference): ``limit`` capped by each split's size."""
+@functools.lru_cache(maxsize=1)
+def embedded_test_sizes() -> tuple[int, int]:
+    """(test 2s, test 3s) of the embedded default: the data pair is built once per process."""
     from translab.config import DataConfig
     from translab.data import build_domain_pair
 
     pair = build_domain_pair(DataConfig())
-    n_a, n_b = len(pair.get("a", "test")), len(pair.get("b", "test"))
+    return len(pair.get("a", "test")), len(pair.get("b", "test"))
+
+
+def split_counts(limit: int | None) -> tuple[int, int]:
+    """(test 2s each row translates, test 3s of the reference): ``limit`` capped by each split's size."""
+    n_a, n_b = embedded_test_sizes()
     return (n_a, n_b) if limit is None else (min(limit, n_a), min(limit, n_b))
 
 
