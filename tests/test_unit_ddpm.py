@@ -10,7 +10,7 @@ import torch
 from translab.config import resolve_config
 from translab.methods import MethodError, build_method
 from translab.methods.losses import cycle_losses
-from translab.methods.unit_ddpm import DENOISERS, GENERATORS, UnitDDPM
+from translab.methods.unit_ddpm import DENOISERS, DISCRIMINATORS, GENERATORS, UnitDDPM
 
 
 def cycle_loss(x_a, x_b, g_a2b, g_b2a, kind):
@@ -580,3 +580,174 @@ def test_presets_build():
     # the package ships the CycleGAN the preset names (a missing one is a packaging defect, not a skip)
     assert "cmnist-2to3/cyclegan" in shipped_models()
     init_with_sources(method, cfg)  # the shapes and data match: no error
+
+
+# ---- the adversarial departure (model.lambda_adv > 0, issue 19) ------------------------------------------------
+ADV = ("model.lambda_adv=1.0", "model.discriminator.ndf=4", "model.discriminator.n_layers=1", "model.pool_size=4")
+
+
+def test_lambda_adv_zero_builds_no_discriminators_and_keeps_the_papers_step():
+    method = build_method(tiny_cfg())
+    assert not any(n in method.nets for n in DISCRIMINATORS)
+    assert "discriminators" not in method.optimizer_specs(tiny_cfg().train)
+
+
+def test_adversarial_step_order_each_loss_reaches_only_its_own_nets():
+    """Generator step (eq. 14 + lambda_adv LSGAN): generators move, denoisers and discriminators do not;
+    discriminator step: only the discriminators move; the adversarial term is logged."""
+    cfg = tiny_cfg(*ADV)
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+    method.denoiser_step(ctx, x_a, x_b, d)
+    den, gen, dis = (snapshot(method, names) for names in (DENOISERS, GENERATORS, DISCRIMINATORS))
+    out = method.generator_step(ctx, x_a, x_b, d)
+    assert "loss_gen_adv" in out and torch.isfinite(out["loss_gen_adv"])
+    assert same(den, snapshot(method, DENOISERS)) and same(dis, snapshot(method, DISCRIMINATORS))
+    gen1 = snapshot(method, GENERATORS)
+    assert not same(gen, gen1)
+    assert all(p.requires_grad for n in DENOISERS + DISCRIMINATORS for p in method.nets[n].parameters())
+    method.discriminator_step(ctx, x_a, x_b, out["fake_a"], out["fake_b"])
+    assert same(gen1, snapshot(method, GENERATORS)) and same(den, snapshot(method, DENOISERS))
+    assert not same(dis, snapshot(method, DISCRIMINATORS))
+
+
+def test_adversarial_term_is_the_lsgan_loss_of_the_frozen_discriminators():
+    """The logged term equals LSGAN(d_b(g_a2b(a)), 1) + LSGAN(d_a(g_b2a(b)), 1) computed directly before the step."""
+    cfg = tiny_cfg(*ADV)
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+    with torch.no_grad():
+        fb, fa = method.nets["g_a2b"](x_a), method.nets["g_b2a"](x_b)
+        expect = float(((method.nets["d_b"](fb) - 1) ** 2).mean() + ((method.nets["d_a"](fa) - 1) ** 2).mean())
+    out = method.generator_step(ctx, x_a, x_b, d)
+    assert float(out["loss_gen_adv"].detach()) == pytest.approx(expect, rel=1e-5)
+
+
+def test_identity_term_is_the_l1_of_each_generator_on_its_own_target_domain():
+    """lambda_identity > 0 logs |g_a2b(x_b) - x_b|_1 + |g_b2a(x_a) - x_a|_1 (CycleGAN Sec. 5.2), computed before
+    the step; an identity generator would make it 0, so check the value, and that the paper's default omits it."""
+    cfg = tiny_cfg("model.lambda_identity=5.0")
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+    with torch.no_grad():
+        expect = float((method.nets["g_a2b"](x_b) - x_b).abs().mean() + (method.nets["g_b2a"](x_a) - x_a).abs().mean())
+    out = method.generator_step(ctx, x_a, x_b, d)
+    assert float(out["loss_identity"].detach()) == pytest.approx(expect, rel=1e-5)
+    paper = build_method(tiny_cfg())
+    assert "loss_identity" not in paper.generator_step(make_ctx(paper, cfg.train), x_a, x_b, d)
+
+
+def test_train_step_runs_the_discriminator_step_only_with_the_generators():
+    cfg = tiny_cfg(*ADV, "model.generator_warmup=1")
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    dis0 = snapshot(method, DISCRIMINATORS)
+    ctx.step = 0
+    out = method.train_step(ctx, x_a, x_b)
+    assert "loss_d_a" not in out and same(dis0, snapshot(method, DISCRIMINATORS))
+    ctx.step = 1
+    out = method.train_step(ctx, x_a, x_b)
+    assert {"loss_d_a", "loss_d_b", "loss_gen_adv"} <= set(out) and not same(dis0, snapshot(method, DISCRIMINATORS))
+    assert len(method.pool_a) == len(method.pool_b) == 4
+
+
+@pytest.mark.parametrize("extra, match", [
+    (("model.lambda_adv=-1.0",), "lambda_adv"),
+    (("model.lambda_adv=1.0", "model.train_generators=false"), "train_generators"),
+    (("model.pool_size=-2",), "pool_size"),
+    (("model.lambda_identity=-0.5",), "lambda_identity"),
+])
+def test_adversarial_settings_are_checked(extra, match):
+    from translab.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        build_method(tiny_cfg(*extra))
+
+
+def test_adversarial_run_saves_and_resumes_its_discriminators_and_pools(tmp_path):
+    from translab.training import load_method, train
+
+    cfg = tiny_cfg(*ADV, "train.steps=3", "train.checkpoint_every=3")
+    train(cfg, tmp_path / "run")
+    method, _, _ = load_method(tmp_path / "run")
+    assert all(n in method.nets for n in DISCRIMINATORS)
+    assert len(method.pool_a) == len(method.pool_b) == 4  # 3 steps of 8 fakes filled both pools of 4
+
+
+# ---- the condition-noise cap (model.condition_t_max, issue 19) --------------------------------------------------
+
+
+def test_condition_cap_noises_every_condition_to_min_t_c():
+    """Zero images with unit noise expose the level: a condition paired with an image at t is noised to
+    sqrt(1 - alpha_bar[min(t, c)]); the images being denoised stay at t; no cap gives back the same tensors."""
+    c = 20
+    method = build_method(tiny_cfg(f"model.condition_t_max={c}"))
+    ctx = make_ctx(method, tiny_cfg().train)
+    x_a, x_b = batch()
+    d = method.draw(ctx, x_a, x_b)
+    d.t_a = torch.tensor([5, 19, 20, 21, 50, 99, 0, 70])
+    zero = torch.zeros_like(x_a)
+    ones = torch.ones_like(x_a)
+    d.eps_a, d.fake_eps_a = ones, ones
+    noisy = method._noisy_pairs(zero, zero, zero, zero, d)
+    xa_c, _, fb_c, _ = method._as_conditions(zero, zero, zero, zero, d, noisy)
+    ab = method.schedule.alpha_bar
+    expect_c = (1 - ab[d.t_a.clamp(max=c)]).sqrt().view(-1, 1, 1, 1).expand_as(x_a)
+    expect_t = (1 - ab[d.t_a]).sqrt().view(-1, 1, 1, 1).expand_as(x_a)
+    assert torch.allclose(xa_c, expect_c.to(xa_c.dtype)) and torch.allclose(fb_c, expect_c.to(fb_c.dtype))
+    assert torch.allclose(noisy[0], expect_t.to(xa_c.dtype)) and torch.allclose(noisy[2], expect_t.to(xa_c.dtype))
+    uncapped = build_method(tiny_cfg())
+    assert uncapped._as_conditions(zero, zero, zero, zero, d, noisy) is noisy
+
+
+def test_condition_cap_at_the_top_is_the_paper_and_lower_caps_change_translation(trained):
+    """condition_t_max = T-1 caps nothing: translation equals the paper's bit for bit; a low cap changes it."""
+    method, _, _ = trained
+    x = batch(4, seed=5)[0]
+
+    def out(m):
+        return m.translate(x, "a2b", steps=10, generator=torch.Generator().manual_seed(0)).images
+
+    paper = out(method)
+    method.cfg.condition_t_max = T - 1
+    try:
+        assert torch.equal(out(method), paper)
+        method.cfg.condition_t_max = 10
+        assert not torch.allclose(out(method), paper)
+    finally:
+        method.cfg.condition_t_max = None
+
+
+@pytest.mark.parametrize("extra, match", [
+    (("model.condition_t_max=100",), r"condition_t_max.*\[0, 99\]"),
+    (("model.condition_t_max=5",), "release_t <= 5"),
+    (("model.condition_t_max=50", "model.pair_noise=shared"), "pair_noise"),
+])
+def test_condition_cap_settings_are_checked(extra, match):
+    from translab.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        build_method(tiny_cfg(*extra))
+
+
+def test_condition_capped_train_step_reaches_each_net():
+    cfg = tiny_cfg("model.condition_t_max=30")
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    ctx = make_ctx(method, cfg.train)
+    x_a, x_b = batch()
+    den, gen = snapshot(method, DENOISERS), snapshot(method, GENERATORS)
+    out = method.train_step(ctx, x_a, x_b)
+    assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
+    assert not same(den, snapshot(method, DENOISERS)) and not same(gen, snapshot(method, GENERATORS))

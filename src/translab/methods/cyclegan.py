@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from translab.config import ConfigError, describe
 from translab.methods.base import Method, OptimizerSpec, Translation, check_direction
 from translab.methods.image_pool import ImagePool
-from translab.methods.losses import cycle_losses
+from translab.methods.losses import cycle_losses, discriminator_loss, identity_loss, lsgan_loss
 from translab.nets.patchgan import PatchGAN, PatchGANConfig
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
 
@@ -48,16 +46,6 @@ class CycleGANConfig:
 # losses (pure functions of nets and batches, so tests can use them directly)
 
 
-def lsgan_loss(pred: torch.Tensor, target_real: bool) -> torch.Tensor:
-    """Least-squares GAN loss (Mao et al. 2017): mean((pred - 1)^2) for real targets, mean(pred^2) for fake."""
-    return F.mse_loss(pred, torch.full_like(pred, 1.0 if target_real else 0.0))
-
-
-def identity_loss(g_a: nn.Module, g_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(|G_A(b) - b|_1, |G_B(a) - a|_1), unweighted means (Sec. 5.2, after Taigman et al. 2017)."""
-    return F.l1_loss(g_a(real_b), real_b), F.l1_loss(g_b(real_a), real_a)
-
-
 def generator_losses(g_a, g_b, d_a, d_b, real_a, real_b, lambda_cycle: float, lambda_identity: float) -> dict:
     """All generator terms of one step. Returns tensors: loss_G (the total) and its parts, plus fake_a, fake_b."""
     fake_b, fake_a = g_a(real_a), g_b(real_b)
@@ -71,11 +59,6 @@ def generator_losses(g_a, g_b, d_a, d_b, real_a, real_b, lambda_cycle: float, la
         total = total + lambda_cycle * lambda_identity * (idt_a + idt_b)
     out.update(loss_G=total, fake_a=fake_a, fake_b=fake_b)
     return out
-
-
-def discriminator_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """0.5 * (LSGAN(D(real), 1) + LSGAN(D(fake), 0)); the fake is detached from its generator."""
-    return 0.5 * (lsgan_loss(d(real), True) + lsgan_loss(d(fake.detach()), False))
 
 
 def linear_decay_lambda(total_steps: int, decay_start: float = 0.5) -> Callable[[int], float]:
@@ -100,17 +83,17 @@ class CycleGAN(Method):
     config_class = CycleGANConfig
     ema_nets = ()  # the authors average no weights
 
-    def __init__(self, cfg: CycleGANConfig, image_size: int):
-        super().__init__(cfg, image_size)
+    def __init__(self, cfg: CycleGANConfig, image_size: int, channels: int = 3):
+        super().__init__(cfg, image_size, channels)
         if image_size % (2 ** cfg.generator.n_down):
             raise ConfigError(f"model.generator.n_down={cfg.generator.n_down} needs an image size divisible by "
                               f"{2 ** cfg.generator.n_down}, got {image_size}")
         if cfg.pool_size < 0:
             raise ConfigError(f"model.pool_size must be >= 0, got {cfg.pool_size}")
-        self.nets["G_A"] = ResnetGenerator(cfg.generator)
-        self.nets["G_B"] = ResnetGenerator(cfg.generator)
-        self.nets["D_A"] = PatchGAN(cfg.discriminator, image_size)
-        self.nets["D_B"] = PatchGAN(cfg.discriminator, image_size)
+        self.nets["G_A"] = ResnetGenerator(cfg.generator, channels, channels)
+        self.nets["G_B"] = ResnetGenerator(cfg.generator, channels, channels)
+        self.nets["D_A"] = PatchGAN(cfg.discriminator, image_size, channels)
+        self.nets["D_B"] = PatchGAN(cfg.discriminator, image_size, channels)
         for net in self.nets.values():
             init_normal(net, cfg.init_std)
         # pool_B feeds D_A (fakes of domain B), pool_A feeds D_B
@@ -151,7 +134,7 @@ class CycleGAN(Method):
     # ---- inference ------------------------------------------------------------------------------
     @torch.no_grad()
     def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
-        """x (N, 3, H, W) in [-1, 1] -> G_A(x) for 'a2b', G_B(x) for 'b2a'; (N, 3, H, W) in [-1, 1] (tanh)."""
+        """x (N, C, H, W) in [-1, 1] -> G_A(x) for 'a2b', G_B(x) for 'b2a'; (N, C, H, W) in [-1, 1] (tanh)."""
         net = self.infer_net("G_A" if check_direction(direction) == "a2b" else "G_B")
         return Translation(net(x), self.nfe(direction))
 

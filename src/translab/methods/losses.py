@@ -6,6 +6,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
 from translab.config import ConfigError
 
 CYCLE_DISTANCES = ("l1", "l2")
@@ -31,3 +33,18 @@ def cycle_losses(x_a: torch.Tensor, x_b: torch.Tensor, g_a2b: Callable, g_b2a: C
     fake_b = g_a2b(x_a) if fake_b is None else fake_b
     fake_a = g_b2a(x_b) if fake_a is None else fake_a
     return dist(g_b2a(fake_b), x_a), dist(g_a2b(fake_a), x_b)
+
+
+def lsgan_loss(pred: torch.Tensor, target_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss (Mao et al. 2017): mean((pred - 1)^2) for real targets, mean(pred^2) for fake."""
+    return F.mse_loss(pred, torch.full_like(pred, 1.0 if target_real else 0.0))
+
+
+def discriminator_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """0.5 * (LSGAN(D(real), 1) + LSGAN(D(fake), 0)); the fake is detached from its generator."""
+    return 0.5 * (lsgan_loss(d(real), True) + lsgan_loss(d(fake.detach()), False))
+
+
+def identity_loss(g_a: nn.Module, g_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(|G_A(b) - b|_1, |G_B(a) - a|_1), unweighted means (Sec. 5.2, after Taigman et al. 2017)."""
+    return F.l1_loss(g_a(real_b), real_b), F.l1_loss(g_b(real_a), real_a)

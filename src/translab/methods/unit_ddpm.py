@@ -49,12 +49,16 @@ from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, OptimizerSpec, Translation, check_direction
 from translab.methods.ddib import DiffusionConfig
-from translab.methods.losses import CYCLE_DISTANCES, cycle_losses, jacobian_free_surrogate
+from translab.methods.image_pool import ImagePool
+from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, discriminator_loss, identity_loss,
+                                     jacobian_free_surrogate, lsgan_loss)
+from translab.nets.patchgan import PatchGAN, PatchGANConfig
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DENOISERS = ("eps_a", "eps_b")
 GENERATORS = ("g_a2b", "g_b2a")
+DISCRIMINATORS = ("d_a", "d_b")  # d_a scores images of domain A (g_b2a's adversary), d_b those of domain B
 PAIR_NOISES = ("shared", "independent")
 GENERATOR_GRADS = ("full", "sds")
 
@@ -73,6 +77,11 @@ class UnitDDPMConfig:
                                "chains of inference carry independent noise) | shared (the real partner's eps at "
                                "the partner's t; lets the denoiser read its target noise off the condition, and "
                                "failed on cMNIST: see RESULTS.md)", "independent")
+    condition_t_max: int | None = describe("cap on the noise level of every condition image: the partner that a "
+                                           "denoiser is conditioned on is noised to min(t, condition_t_max) in "
+                                           "training (eqs. 11-12) and the re-noised input of Algorithm 2 likewise, "
+                                           "so the condition stays legible at large t (None: min(t, T-1) = t, the "
+                                           "paper; a departure, see RESULTS.md). Must be >= release_t", None)
     generator_init: str | None = describe("a trained CycleGAN (run directory, checkpoint or shipped name such as "
                                           "cmnist-2to3/cyclegan) whose G_A, G_B start g_a2b, g_b2a on a fresh "
                                           "training; its generator size and data must match (None: N(0, 0.02) "
@@ -94,7 +103,18 @@ class UnitDDPMConfig:
     generator_warmup: int = describe("steps of Algorithm 1 at the start that skip the generator step, so the "
                                      "denoisers learn their domains before they teach the generators (0: none, "
                                      "the paper)", 0)
-    generator_lr: float | None = describe("generator learning rate (None: train.lr)", None)
+    lambda_adv: float = describe("weight of an adversarial term added to eq. (14): CycleGAN's LSGAN generator loss "
+                                 "(Zhu et al. 2017 eq. 1 with Mao et al.'s least squares, the paper's ref. for its "
+                                 "generators), with two PatchGAN discriminators trained beside the generators "
+                                 "(0: none, the paper; a departure, see RESULTS.md)", 0.0)
+    lambda_identity: float = describe("weight of CycleGAN's identity term (Zhu et al. 2017 Sec. 5.2, after Taigman et "
+                                      "al.), |g_a2b(x^B) - x^B|_1 + |g_b2a(x^A) - x^A|_1, added to eq. (14): it keeps "
+                                      "the fakes' colour, which the adversarial and cycle terms leave free (0: none, "
+                                      "the paper; CycleGAN's value is 5 = 0.5 x its lambda_cycle)", 0.0)
+    discriminator: PatchGANConfig = describe("PatchGAN discriminators d_a, d_b (only when lambda_adv > 0)",
+                                             factory=lambda: PatchGANConfig(ndf=16, n_layers=2))
+    pool_size: int = describe("generated images kept per discriminator (CycleGAN's history pool; 0: none)", 50)
+    generator_lr: float | None = describe("generator (and discriminator) learning rate (None: train.lr)", None)
     generator_betas: list[float] = describe("Adam betas of the generators (CycleGAN's (0.5, 0.999))",
                                             factory=lambda: [0.5, 0.999])
     release_t: int = describe("release time t_r, an integer timestep of the training schedule in [-1, T-1]: the source "
@@ -130,8 +150,8 @@ class UnitDDPM(Method):
     config_class = UnitDDPMConfig
     ema_nets = DENOISERS  # the generators serve training only: no EMA copies
 
-    def __init__(self, cfg: UnitDDPMConfig, image_size: int):
-        super().__init__(cfg, image_size)
+    def __init__(self, cfg: UnitDDPMConfig, image_size: int, channels: int = 3):
+        super().__init__(cfg, image_size, channels)
         if cfg.cycle_loss not in CYCLE_DISTANCES:
             raise ConfigError(f"model.cycle_loss: expected one of {', '.join(CYCLE_DISTANCES)}, got '{cfg.cycle_loss}'")
         if cfg.generator_grad not in GENERATOR_GRADS:
@@ -139,8 +159,24 @@ class UnitDDPM(Method):
                               f"got '{cfg.generator_grad}'")
         if cfg.generator_warmup < 0:
             raise ConfigError(f"model.generator_warmup: expected a step count >= 0, got {cfg.generator_warmup}")
+        c = cfg.condition_t_max
+        if c is not None and (isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= cfg.diffusion.num_timesteps - 1):
+            raise ConfigError(f"model.condition_t_max: expected None or an integer timestep in "
+                              f"[0, {cfg.diffusion.num_timesteps - 1}], got {c!r}")
+        if c is not None and cfg.pair_noise == "shared":
+            raise ConfigError("model.condition_t_max with model.pair_noise=shared would still hand the partner's noise "
+                              "to the condition: use pair_noise=independent")
         if cfg.pair_noise not in PAIR_NOISES:
             raise ConfigError(f"model.pair_noise: expected one of {', '.join(PAIR_NOISES)}, got '{cfg.pair_noise}'")
+        if cfg.lambda_adv < 0:
+            raise ConfigError(f"model.lambda_adv: expected a weight >= 0, got {cfg.lambda_adv}")
+        if cfg.lambda_adv > 0 and not cfg.train_generators:
+            raise ConfigError("model.lambda_adv > 0 trains discriminators against the generators, but "
+                              "model.train_generators is false: set one of them")
+        if cfg.lambda_identity < 0:
+            raise ConfigError(f"model.lambda_identity: expected a weight >= 0, got {cfg.lambda_identity}")
+        if cfg.pool_size < 0:
+            raise ConfigError(f"model.pool_size: expected a size >= 0, got {cfg.pool_size}")
         if len(cfg.generator_betas) != 2:
             raise ConfigError(f"model.generator_betas: expected two numbers, got {cfg.generator_betas}")
         if image_size % (2 ** cfg.generator.n_down):
@@ -149,11 +185,22 @@ class UnitDDPM(Method):
         self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
         self.check_inference_settings()
         for name in DENOISERS:
-            self.nets[name] = DenoiserUNet(cfg.unet, image_size, in_channels=6, out_channels=3)
+            self.nets[name] = DenoiserUNet(cfg.unet, image_size, in_channels=2 * channels, out_channels=channels)
         for name in GENERATORS:
-            gen = ResnetGenerator(cfg.generator)
+            gen = ResnetGenerator(cfg.generator, channels, channels)
             init_normal(gen)
             self.nets[name] = gen
+        if self.adversarial:
+            for name in DISCRIMINATORS:
+                disc = PatchGAN(cfg.discriminator, image_size, channels)
+                init_normal(disc)
+                self.nets[name] = disc
+        self.pool_a, self.pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
+
+    @property
+    def adversarial(self) -> bool:
+        """True when the generators also train against discriminators (model.lambda_adv > 0)."""
+        return self.cfg.lambda_adv > 0
 
     # ---- training -------------------------------------------------------------------------------
     def init_sources(self) -> dict[str, str]:
@@ -223,6 +270,9 @@ class UnitDDPM(Method):
             lr_g = self.cfg.generator_lr if self.cfg.generator_lr is not None else train_cfg.lr
             specs["generators"] = OptimizerSpec(GENERATORS, lr_g, betas=tuple(self.cfg.generator_betas),
                                                 weight_decay=train_cfg.weight_decay)
+            if self.adversarial:
+                specs["discriminators"] = OptimizerSpec(DISCRIMINATORS, lr_g, betas=tuple(self.cfg.generator_betas),
+                                                        weight_decay=train_cfg.weight_decay)
         return specs
 
     def draw(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor) -> Draws:
@@ -248,13 +298,30 @@ class UnitDDPM(Method):
         return (q_sample(s, x_a, d.t_a, d.eps_a), q_sample(s, x_b, d.t_b, d.eps_b),
                 q_sample(s, fake_b, d.t_a, d.fake_eps_a), q_sample(s, fake_a, d.t_b, d.fake_eps_b))
 
+    def condition_t(self, t: torch.Tensor) -> torch.Tensor:
+        """Noise level of a condition image paired with an image at level t (N,) long: min(t, condition_t_max)."""
+        c = self.cfg.condition_t_max
+        return t if c is None else t.clamp(max=c)
+
+    def _as_conditions(self, x_a, x_b, fake_b, fake_a, d: Draws, noisy: tuple) -> tuple:
+        """The same four images as ``noisy`` (x_t^A, x_t^B, x~_t^B, x~_t^A) noised as conditions, i.e. to
+        ``condition_t`` of their pair's timestep with the same noise draws; ``noisy`` itself when there is no cap."""
+        if self.cfg.condition_t_max is None:
+            return noisy
+        s, c_a, c_b = self.schedule, self.condition_t(d.t_a), self.condition_t(d.t_b)
+        return (q_sample(s, x_a, c_a, d.eps_a), q_sample(s, x_b, c_b, d.eps_b),
+                q_sample(s, fake_b, c_a, d.fake_eps_a), q_sample(s, fake_a, c_b, d.fake_eps_b))
+
     def denoiser_step(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
-        """Eq. (11): ||eps^A - eps_A(x_t^A, x~_t^B, t^A)||^2 + ||eps^B - eps_B(x_t^B, x~_t^A, t^B)||^2, fakes detached."""
+        """Eq. (11): ||eps^A - eps_A(x_t^A, x~_t^B, t^A)||^2 + ||eps^B - eps_B(x_t^B, x~_t^A, t^B)||^2, fakes detached
+        (each condition x~ noised to condition_t(t) where model.condition_t_max is set)."""
         with torch.no_grad():
             fake_b, fake_a = ctx.model("g_a2b")(x_a), ctx.model("g_b2a")(x_b)
-        xa_t, xb_t, fb_t, fa_t = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
-        loss_a = loss_simple(ctx.model("eps_a")(torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
-        loss_b = loss_simple(ctx.model("eps_b")(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b)
+        noisy = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
+        xa_t, xb_t, _, _ = noisy
+        _, _, fb_c, fa_c = self._as_conditions(x_a, x_b, fake_b, fake_a, d, noisy)
+        loss_a = loss_simple(ctx.model("eps_a")(torch.cat([xa_t, fb_c], 1), d.t_a), d.eps_a)
+        loss_b = loss_simple(ctx.model("eps_b")(torch.cat([xb_t, fa_c], 1), d.t_b), d.eps_b)
         loss = loss_a + loss_b
         ctx.optimize("denoisers", loss)
         return {"loss_eps_a": loss_a, "loss_eps_b": loss_b, "loss_denoisers": loss}
@@ -266,23 +333,47 @@ class UnitDDPM(Method):
         image being denoised by its target domain's network, conditioned on its real partner:
         ||eps~^A - eps_B(x~_t^B, x_t^A, t^A)||^2 and ||eps~^B - eps_A(x~_t^A, x_t^B, t^B)||^2, where eps~ is
         the noise of the fake (= eps of the partner when pair_noise='shared').
+        With ``lambda_adv`` > 0, + lambda_adv * (LSGAN(d_b(fake_b), 1) + LSGAN(d_a(fake_a), 1)), the
+        discriminators frozen; with ``lambda_identity`` > 0, + lambda_identity * (|g_a2b(x_b) - x_b|_1 +
+        |g_b2a(x_a) - x_a|_1). Returns the loss tensors and, under ``fake_a``/``fake_b``, the fakes.
         """
-        ctx.set_requires_grad(DENOISERS, False)
+        frozen = DENOISERS + (DISCRIMINATORS if self.adversarial else ())
+        ctx.set_requires_grad(frozen, False)
         try:
             g_a2b, g_b2a = ctx.model("g_a2b"), ctx.model("g_b2a")
             eps_a_net, eps_b_net = ctx.model("eps_a"), ctx.model("eps_b")
             fake_b, fake_a = g_a2b(x_a), g_b2a(x_b)
-            xa_t, xb_t, fb_t, fa_t = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
-            cond = (loss_simple(eps_a_net(torch.cat([xa_t, fb_t], 1), d.t_a), d.eps_a)
-                    + loss_simple(eps_b_net(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b))
-            fake = (self._fake_term(eps_b_net, fb_t, xa_t, d.t_a, d.fake_eps_a)
-                    + self._fake_term(eps_a_net, fa_t, xb_t, d.t_b, d.fake_eps_b))
+            noisy = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
+            xa_t, xb_t, fb_t, fa_t = noisy
+            xa_c, xb_c, fb_c, fa_c = self._as_conditions(x_a, x_b, fake_b, fake_a, d, noisy)
+            cond = (loss_simple(eps_a_net(torch.cat([xa_t, fb_c], 1), d.t_a), d.eps_a)
+                    + loss_simple(eps_b_net(torch.cat([xb_t, fa_c], 1), d.t_b), d.eps_b))
+            fake = (self._fake_term(eps_b_net, fb_t, xa_c, d.t_a, d.fake_eps_a)
+                    + self._fake_term(eps_a_net, fa_t, xb_c, d.t_b, d.fake_eps_b))
             cyc = sum(cycle_losses(x_a, x_b, g_a2b, g_b2a, self.cfg.cycle_loss, fake_b, fake_a))
             loss = cond + fake + self.cfg.lambda_cyc * cyc
+            out = {"loss_gen_cond": cond, "loss_gen_fake": fake, "loss_cycle": cyc}
+            if self.adversarial:
+                adv = lsgan_loss(ctx.model("d_b")(fake_b), True) + lsgan_loss(ctx.model("d_a")(fake_a), True)
+                loss = loss + self.cfg.lambda_adv * adv
+                out["loss_gen_adv"] = adv
+            if self.cfg.lambda_identity > 0:
+                idt = sum(identity_loss(g_a2b, g_b2a, x_a, x_b))
+                loss = loss + self.cfg.lambda_identity * idt
+                out["loss_identity"] = idt
             ctx.optimize("generators", loss)
         finally:
-            ctx.set_requires_grad(DENOISERS, True)
-        return {"loss_gen_cond": cond, "loss_gen_fake": fake, "loss_cycle": cyc, "loss_generators": loss}
+            ctx.set_requires_grad(frozen, True)
+        return {**out, "loss_generators": loss, "fake_a": fake_a.detach(), "fake_b": fake_b.detach()}
+
+    def discriminator_step(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor, fake_a: torch.Tensor,
+                           fake_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """CycleGAN's discriminator step (Zhu et al. 2017, LSGAN): d_b tells real B from pooled g_a2b fakes,
+        d_a real A from pooled g_b2a fakes; 0.5 (LSGAN(d(real), 1) + LSGAN(d(fake), 0)) each."""
+        loss_b = discriminator_loss(ctx.model("d_b"), x_b, self.pool_b.query(fake_b, ctx.generator))
+        loss_a = discriminator_loss(ctx.model("d_a"), x_a, self.pool_a.query(fake_a, ctx.generator))
+        ctx.optimize("discriminators", loss_a + loss_b)
+        return {"loss_d_a": loss_a, "loss_d_b": loss_b}
 
     def _fake_term(self, net, fake_t: torch.Tensor, partner_t: torch.Tensor, t: torch.Tensor,
                    fake_eps: torch.Tensor) -> torch.Tensor:
@@ -299,12 +390,25 @@ class UnitDDPM(Method):
 
     def train_step(self, ctx, batch_a, batch_b):
         """One iteration of Algorithm 1: one draw, a denoiser step, then a generator step (unless
-        ``train_generators`` is false, or during the first ``generator_warmup`` steps)."""
+        ``train_generators`` is false, or during the first ``generator_warmup`` steps) and, with
+        ``lambda_adv`` > 0, a discriminator step on the generator step's fakes."""
         d = self.draw(ctx, batch_a, batch_b)
         out = self.denoiser_step(ctx, batch_a, batch_b, d)
         if self.cfg.train_generators and ctx.step >= self.cfg.generator_warmup:
-            out.update(self.generator_step(ctx, batch_a, batch_b, d))
+            gen = self.generator_step(ctx, batch_a, batch_b, d)
+            fake_a, fake_b = gen.pop("fake_a"), gen.pop("fake_b")
+            out.update(gen)
+            if self.adversarial:
+                out.update(self.discriminator_step(ctx, batch_a, batch_b, fake_a, fake_b))
         return {k: float(v.detach()) for k, v in out.items()}
+
+    def extra_state(self) -> dict:
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()} if self.adversarial else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        for key, pool in (("pool_a", self.pool_a), ("pool_b", self.pool_b)):
+            if key in state:
+                pool.load_state_dict(state[key])
 
     # ---- inference ------------------------------------------------------------------------------
     def check_release(self, release_t: int) -> int:
@@ -334,7 +438,10 @@ class UnitDDPM(Method):
         return sum(1 for t in ts[:-1] if t <= release_t)
 
     def check_inference_settings(self) -> None:
-        self.check_release(self.cfg.release_t)
+        t_r, c = self.check_release(self.cfg.release_t), self.cfg.condition_t_max
+        if c is not None and t_r > c:
+            raise ConfigError(f"model.release_t={t_r}: this model's conditions are noised to at most "
+                              f"condition_t_max={c}, so the joint chain must start at or below it (release_t <= {c})")
 
     def nfe(self, direction, steps=None):
         """Target-net evaluations (one per step) + source-net evaluations (joint steps with t <= t_r, but the last)."""
@@ -357,6 +464,7 @@ class UnitDDPM(Method):
         ts = self.timesteps(steps)
         eps_src, eps_tgt = self.eps_fn(src), self.eps_fn(tgt)
         clip = self.cfg.clip_x0
+        cap = self.cfg.condition_t_max if self.cfg.condition_t_max is not None else self.schedule.num_timesteps
         record = set(torch.linspace(0, len(ts) - 1, min(5, len(ts))).round().long().tolist())
         first_joint = next((i for i, t in enumerate(ts) if t <= t_r), None)
         if first_joint is not None:
@@ -373,7 +481,9 @@ class UnitDDPM(Method):
             if t > t_r or not joint:
                 # Algorithm 2 / eqs. (15)-(17): before release (and to start the joint chain at the first
                 # t <= t_r) the source state is the input forward-noised to level t with fresh noise
-                x_src = q_sample(self.schedule, x, tv, seeded_noise(x, generator))
+                # (to min(t, condition_t_max) where the model caps its conditions' noise; at t <= t_r <= the cap
+                # that is t, so the joint chain starts at its own level)
+                x_src = q_sample(self.schedule, x, timestep_batch(min(t, cap), x), seeded_noise(x, generator))
                 joint = t <= t_r
             if return_latents and i in record:
                 kept_t.append(t)
