@@ -128,3 +128,25 @@ def test_latent_capabilities_follow_the_methods_own_methods():
     assert has("unit-ddpm", ReleasedChains) and not has("unit-ddpm", LatentBridge)
     for name in ("cyclegan", "not"):
         assert not has(name, LatentBridge) and not has(name, ReleasedChains)
+
+
+def test_train_steps_protocol_is_what_the_loop_gives_and_all_methods_use():
+    """The training loop's TrainContext satisfies methods.base.TrainSteps, and every ``ctx.<name>`` a method's
+    source reads is a member of that protocol (a method reaching for ctx.accelerator fails here)."""
+    import re
+    import typing
+    from pathlib import Path
+
+    from accelerate import Accelerator
+
+    import translab.methods as methods_pkg
+    from translab.methods.base import TrainSteps
+    from translab.training import TrainContext
+
+    ctx = TrainContext(Accelerator(cpu=True), {}, {}, {}, 0.0, torch.Generator())
+    assert isinstance(ctx, TrainSteps)
+    members = set(typing.get_type_hints(TrainSteps)) | {n for n in vars(TrainSteps) if not n.startswith("_")}
+    used = {m for f in Path(methods_pkg.__file__).parent.glob("*.py")
+            for m in re.findall(r"\bctx\.([A-Za-z_]\w*)", f.read_text())}
+    assert used, "no ctx use found: the scan is broken"
+    assert used <= members, f"methods use ctx members outside TrainSteps: {sorted(used - members)}"

@@ -20,6 +20,33 @@ from translab.config import ConfigError, inference_fields
 DIRECTIONS = ("a2b", "b2a")
 
 
+
+@runtime_checkable
+class TrainSteps(Protocol):
+    """What a method's ``train_step`` receives as ``ctx``, and all it may use (translab.training.TrainContext
+    implements it; tests/test_method_contract.py checks that the methods use nothing else):
+
+    - ``model(name)``: the (possibly wrapped) net ``name`` of ``method.nets``;
+    - ``optimize(name, loss)``: zero_grad, backward, clip and step of the optimiser ``name`` of
+      ``optimizer_specs``;
+    - ``set_requires_grad(names, flag)``: freeze or unfreeze nets (e.g. the discriminators in a generator step);
+    - ``randn_like(x)`` / ``generator``: noise and draws from the checkpointed torch.Generator, so a resumed
+      run continues exactly;
+    - ``step``: the 0-based index of this training step.
+    """
+
+    generator: torch.Generator
+    step: int
+
+    def model(self, name: str) -> nn.Module: ...
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None: ...
+
+    def set_requires_grad(self, names, flag: bool) -> None: ...
+
+    def randn_like(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 class MethodError(ValueError):
     """A request the method cannot serve (e.g. an untrained direction); says what to do instead."""
 
@@ -71,7 +98,8 @@ class Method:
         """Name -> OptimizerSpec. Default: one AdamW over all nets at train.lr."""
         return {"main": OptimizerSpec(tuple(self.nets.keys()), train_cfg.lr, weight_decay=train_cfg.weight_decay)}
 
-    def train_step(self, ctx, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
+    def train_step(self, ctx: TrainSteps, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
+        """One training step on a batch (N, C, H, W) in [-1, 1] of each domain -> scalars to log."""
         raise NotImplementedError
 
     def batch_factors(self) -> dict[str, int]:

@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from translab.config import ConfigError, describe
-from translab.methods.base import Method, OptimizerSpec, Translation, check_direction
+from translab.methods.base import Method, OptimizerSpec, TrainSteps, Translation, check_direction
 from translab.methods.image_pool import ImagePool
 from translab.methods.losses import cycle_losses, discriminator_loss, identity_loss, lsgan_loss
 from translab.nets.patchgan import PatchGAN, PatchGANConfig
@@ -106,7 +106,7 @@ class CycleGAN(Method):
         return {"G": OptimizerSpec(("G_A", "G_B"), train_cfg.lr, betas, train_cfg.weight_decay, lam),
                 "D": OptimizerSpec(("D_A", "D_B"), train_cfg.lr, betas, train_cfg.weight_decay, lam)}
 
-    def train_step(self, ctx, batch_a, batch_b):
+    def train_step(self, ctx: TrainSteps, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
         """One generator step (D frozen), then one step on both discriminators with pooled fakes."""
         g_a, g_b, d_a, d_b = (ctx.model(n) for n in ("G_A", "G_B", "D_A", "D_B"))
         ctx.set_requires_grad(("D_A", "D_B"), False)

@@ -27,7 +27,7 @@ from translab.diffusion.process import drop_labels, loss_simple, min_snr_weight,
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
-from translab.methods.base import Method, MethodError, Translation, check_direction
+from translab.methods.base import Method, MethodError, TrainSteps, Translation, check_direction
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DOMAIN_INDEX = {"a": 0, "b": 1}
@@ -145,7 +145,7 @@ class DDIB(Method):
             names = tuple(f"eps_{d}" for d in self.cfg.train_domains)
         return {"denoiser": OptimizerSpec(names, train_cfg.lr, weight_decay=train_cfg.weight_decay)}
 
-    def train_step(self, ctx, batch_a, batch_b):
+    def train_step(self, ctx: TrainSteps, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
         """L_simple (Ho et al. eq. 14) on each trained domain, weighted over t by ``model.loss_weighting``;
         one optimiser step. A conditional model with ``label_dropout`` > 0 sees the null label in place of an
         image's domain label with that probability (Ho & Salimans 2022, Algorithm 1)."""
@@ -164,7 +164,7 @@ class DDIB(Method):
         ctx.optimize("denoiser", loss)
         return {k: float(v.detach()) for k, v in out.items()}
 
-    def _denoising_loss(self, net, x0: torch.Tensor, ctx, label: torch.Tensor | None = None) -> torch.Tensor:
+    def _denoising_loss(self, net, x0: torch.Tensor, ctx: TrainSteps, label: torch.Tensor | None = None) -> torch.Tensor:
         """E_t,eps w(t) ||eps - net(x_t, t[, label])||^2 over a batch x0 (N, 3, H, W), t uniform on [0, T-1]."""
         t = sample_t(self.schedule, x0.shape[0], ctx.generator, x0.device)
         eps = ctx.randn_like(x0)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from translab.config import ConfigError, describe
-from translab.methods.base import DIRECTIONS, Method, MethodError, OptimizerSpec, Translation, check_direction
+from translab.methods.base import DIRECTIONS, Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction
 from translab.nets.potential import PotentialConfig, ResNetPotential
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig
 from translab.nets.transport_unet import TransportUNet, TransportUNetConfig
@@ -72,7 +72,7 @@ def potential_loss(f: nn.Module, tx: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return f(tx.detach()).reshape(-1).mean() - f(y).reshape(-1).mean()
 
 
-def not_step(ctx, t_name: str, f_name: str, xs: list[torch.Tensor], y: torch.Tensor) -> dict[str, float]:
+def not_step(ctx: TrainSteps, t_name: str, f_name: str, xs: list[torch.Tensor], y: torch.Tensor) -> dict[str, float]:
     """One step of Algorithm 1 through a TrainContext: one optimiser step 'T' on each of ``xs[:-1]`` (a fresh
     source batch per T-step, T_ITERS = len(xs) - 1), then one step 'f' on the source batch ``xs[-1]`` and
     the target batch ``y``. Needs len(xs) >= 2."""
@@ -130,7 +130,7 @@ class NeuralOT(Method):
         source = self.cfg.direction[0]
         return {source: self.cfg.t_iters + 1, "ab".replace(source, ""): 1}
 
-    def train_step(self, ctx, batch_a, batch_b):
+    def train_step(self, ctx: TrainSteps, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
         x, y = (batch_a, batch_b) if self.cfg.direction == "a2b" else (batch_b, batch_a)
         k = self.cfg.t_iters + 1
         if x.shape[0] < k:

@@ -47,7 +47,7 @@ from translab.config import ConfigError, describe
 from translab.diffusion.process import loss_simple, q_sample, sample_t, seeded_noise, timestep_batch
 from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
-from translab.methods.base import Method, MethodError, OptimizerSpec, Translation, check_direction
+from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction
 from translab.methods.ddib import DiffusionConfig
 from translab.methods.image_pool import ImagePool
 from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, discriminator_loss, identity_loss,
@@ -275,7 +275,7 @@ class UnitDDPM(Method):
                                                         weight_decay=train_cfg.weight_decay)
         return specs
 
-    def draw(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor) -> Draws:
+    def draw(self, ctx: TrainSteps, x_a: torch.Tensor, x_b: torch.Tensor) -> Draws:
         """Algorithm 1, lines 3-4: t^A, t^B ~ U{0..T-1} and eps^A, eps^B ~ N(0, I), independently."""
         t_a = sample_t(self.schedule, x_a.shape[0], ctx.generator, x_a.device)
         t_b = sample_t(self.schedule, x_b.shape[0], ctx.generator, x_b.device)
@@ -312,7 +312,7 @@ class UnitDDPM(Method):
         return (q_sample(s, x_a, c_a, d.eps_a), q_sample(s, x_b, c_b, d.eps_b),
                 q_sample(s, fake_b, c_a, d.fake_eps_a), q_sample(s, fake_a, c_b, d.fake_eps_b))
 
-    def denoiser_step(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
+    def denoiser_step(self, ctx: TrainSteps, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
         """Eq. (11): ||eps^A - eps_A(x_t^A, x~_t^B, t^A)||^2 + ||eps^B - eps_B(x_t^B, x~_t^A, t^B)||^2, fakes detached
         (each condition x~ noised to condition_t(t) where model.condition_t_max is set)."""
         with torch.no_grad():
@@ -326,7 +326,7 @@ class UnitDDPM(Method):
         ctx.optimize("denoisers", loss)
         return {"loss_eps_a": loss_a, "loss_eps_b": loss_b, "loss_denoisers": loss}
 
-    def generator_step(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
+    def generator_step(self, ctx: TrainSteps, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
         """Eq. (14) = eq. (12) + lambda_cyc * eq. (13), through the frozen denoisers.
 
         Eq. (12)'s four terms: the two of eq. (11) (the fakes as conditions), and the two where a fake is the
@@ -366,7 +366,7 @@ class UnitDDPM(Method):
             ctx.set_requires_grad(frozen, True)
         return {**out, "loss_generators": loss, "fake_a": fake_a.detach(), "fake_b": fake_b.detach()}
 
-    def discriminator_step(self, ctx, x_a: torch.Tensor, x_b: torch.Tensor, fake_a: torch.Tensor,
+    def discriminator_step(self, ctx: TrainSteps, x_a: torch.Tensor, x_b: torch.Tensor, fake_a: torch.Tensor,
                            fake_b: torch.Tensor) -> dict[str, torch.Tensor]:
         """CycleGAN's discriminator step (Zhu et al. 2017, LSGAN): d_b tells real B from pooled g_a2b fakes,
         d_a real A from pooled g_b2a fakes; 0.5 (LSGAN(d(real), 1) + LSGAN(d(fake), 0)) each."""
@@ -388,7 +388,7 @@ class UnitDDPM(Method):
         surrogate = jacobian_free_surrogate(residual, fake_t)
         return surrogate - surrogate.detach() + (residual ** 2).mean()
 
-    def train_step(self, ctx, batch_a, batch_b):
+    def train_step(self, ctx: TrainSteps, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
         """One iteration of Algorithm 1: one draw, a denoiser step, then a generator step (unless
         ``train_generators`` is false, or during the first ``generator_warmup`` steps) and, with
         ``lambda_adv`` > 0, a discriminator step on the generator step's fakes."""
