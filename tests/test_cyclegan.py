@@ -44,10 +44,10 @@ def test_patchgan_receptive_field_and_output_size():
 def test_losses_finite_and_translate_shapes_ranges():
     m = tiny_method()
     a, b = images(3, seed=1), images(3, seed=2)
-    out = generator_losses(m.nets["G_A"], m.nets["G_B"], m.nets["D_A"], m.nets["D_B"], a, b, 10.0, 0.5)
+    out = generator_losses(m.nets["g_a2b"], m.nets["g_b2a"], m.nets["d_a"], m.nets["d_b"], a, b, 10.0, 0.5)
     for k in ("loss_G", "gan_A", "gan_B", "cycle_A", "cycle_B", "idt_A", "idt_B"):
         assert torch.isfinite(out[k]) and out[k] >= 0, k
-    assert torch.isfinite(discriminator_loss(m.nets["D_A"], b, out["fake_b"]))
+    assert torch.isfinite(discriminator_loss(m.nets["d_b"], b, out["fake_b"]))
     # big inputs push tanh to its limits: outputs must stay inside [-1, 1]
     for d in ("a2b", "b2a"):
         tr = m.translate(a * 50, d)
@@ -136,7 +136,7 @@ def test_train_save_load_translate_identical(tmp_path):
     # the trained weights differ from a fresh initialisation with the same seed
     torch.manual_seed(cfg.train.seed)
     fresh = build_method(cfg)
-    assert not torch.equal(fresh.nets["G_A"](x), m1.nets["G_A"](x))
+    assert not torch.equal(fresh.nets["g_a2b"](x), m1.nets["g_a2b"](x))
 
 
 def test_cli_train_with_preset(tmp_path):
@@ -154,7 +154,7 @@ def test_all_presets_resolve_and_build():
         cfg = resolve_config("cyclegan", preset)
         assert cfg.train.grad_clip == 0 and cfg.train.ema_decay == 0
         m = build_method(cfg)
-        assert set(m.nets) == {"G_A", "G_B", "D_A", "D_B"} and not m.ema_nets
+        assert set(m.nets) == {"g_a2b", "g_b2a", "d_a", "d_b"} and not m.ema_nets
 
 
 def test_resume_is_exact_including_image_pools(tmp_path):
@@ -175,3 +175,22 @@ def test_resume_is_exact_including_image_pools(tmp_path):
         for (k, v1), v2 in zip(m1.nets[n].state_dict().items(), m2.nets[n].state_dict().values()):
             assert torch.equal(v1, v2), f"{n}.{k}"
     assert torch.equal(m1.pool_a.state_dict()["images"], m2.pool_a.state_dict()["images"])
+
+
+def test_checkpoints_with_the_authors_net_names_still_load(tmp_path):
+    """Runs saved before the nets were named by role (G_A, G_B, D_A, D_B) load into g_a2b, g_b2a, d_b, d_a:
+    D_A scored domain B, so it becomes d_b. Translation and the discriminators' scores are unchanged."""
+    from translab.loading import restore_nets
+
+    m = tiny_method()
+    old_names = {"g_a2b": "G_A", "g_b2a": "G_B", "d_b": "D_A", "d_a": "D_B"}
+    state = {"nets": {old_names[n]: net.state_dict() for n, net in m.nets.items()}}
+    other = tiny_method()
+    with torch.no_grad():
+        for p in other.nets.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    x = images(2, 16, seed=9)
+    assert not torch.equal(other.nets["g_a2b"](x), m.nets["g_a2b"](x))
+    restore_nets(other, state, tmp_path / "old.pt")
+    for n in m.nets:
+        assert torch.equal(other.nets[n](x), m.nets[n](x)), n

@@ -308,14 +308,14 @@ def test_generator_init_copies_cyclegan_and_frozen_generators_stay(tmp_path, tin
                    f"model.train_generators={str(train_generators).lower()}")
     train(cfg, tmp_path / "run")
     unit, _, _ = load_method(tmp_path / "run")
-    pairs = (("g_a2b", "G_A"), ("g_b2a", "G_B"))
+    pairs = (("g_a2b", "g_a2b"), ("g_b2a", "g_b2a"))
     for mine, theirs in pairs:
         a, b = unit.nets[mine].state_dict(), cyclegan.nets[theirs].state_dict()
         assert set(a) == set(b)
         assert same(a, b) is not train_generators, (mine, train_generators)
     # before any step the copy is exact, and it replaces the N(0, 0.02) initialisation
     fresh = build_method(cfg)
-    assert not same(fresh.nets["g_a2b"].state_dict(), cyclegan.nets["G_A"].state_dict())
+    assert not same(fresh.nets["g_a2b"].state_dict(), cyclegan.nets["g_a2b"].state_dict())
     init_with_sources(fresh, cfg)
     for mine, theirs in pairs:
         assert same(fresh.nets[mine].state_dict(), cyclegan.nets[theirs].state_dict())

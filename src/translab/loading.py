@@ -18,13 +18,16 @@ from translab.methods import Method, build_method
 def restore_nets(method: Method, state: dict, source: str | Path) -> None:
     """Load ``state['nets']``, ``state['ema']`` and ``state['extra']`` into ``method``.
 
-    An EMA copy named in the state but not yet on the method is made from its net first. A state that does
+    An EMA copy named in the state but not yet on the method is made from its net first. Net names that the
+    method has renamed since (``method.renamed_nets``) are read under their new names. A state that does
     not fit the nets (missing keys, other shapes) raises CheckpointError naming ``source``.
     """
+    rename = method.renamed_nets
     try:
         for n, sd in state["nets"].items():
-            method.nets[n].load_state_dict(sd)
+            method.nets[rename.get(n, n)].load_state_dict(sd)
         for n, sd in state.get("ema", {}).items():
+            n = rename.get(n, n)
             if n not in method.ema:
                 method.ema[n] = copy.deepcopy(method.nets[n]).requires_grad_(False)
             method.ema[n].load_state_dict(sd)

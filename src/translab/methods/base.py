@@ -84,6 +84,8 @@ class Method:
     config_class: type = object
     #: nets whose EMA copies serve inference
     ema_nets: tuple[str, ...] = ()
+    #: net names of older checkpoints -> today's (translab.loading.restore_nets reads old runs through it)
+    renamed_nets: dict[str, str] = {}
 
     def __init__(self, cfg: Any, image_size: int, channels: int = 3):
         """``cfg``: the method's own settings; nets take and give (N, channels, image_size, image_size) images."""

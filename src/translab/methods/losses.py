@@ -45,6 +45,6 @@ def discriminator_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> 
     return 0.5 * (lsgan_loss(d(real), True) + lsgan_loss(d(fake.detach()), False))
 
 
-def identity_loss(g_a: nn.Module, g_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(|G_A(b) - b|_1, |G_B(a) - a|_1), unweighted means (Sec. 5.2, after Taigman et al. 2017)."""
-    return F.l1_loss(g_a(real_b), real_b), F.l1_loss(g_b(real_a), real_a)
+def identity_loss(g_a2b: nn.Module, g_b2a: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(|g_a2b(b) - b|_1, |g_b2a(a) - a|_1), unweighted means (Sec. 5.2, after Taigman et al. 2017)."""
+    return F.l1_loss(g_a2b(real_b), real_b), F.l1_loss(g_b2a(real_a), real_a)

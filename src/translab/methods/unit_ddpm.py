@@ -83,7 +83,7 @@ class UnitDDPMConfig:
                                            "so the condition stays legible at large t (None: min(t, T-1) = t, the "
                                            "paper; a departure, see RESULTS.md). Must be >= release_t", None)
     generator_init: str | None = describe("a trained CycleGAN (run directory, checkpoint or shipped name such as "
-                                          "cmnist-2to3/cyclegan) whose G_A, G_B start g_a2b, g_b2a on a fresh "
+                                          "cmnist-2to3/cyclegan) whose g_a2b, g_b2a start ours on a fresh "
                                           "training; its generator size and data must match (None: N(0, 0.02) "
                                           "initialisation, as in the paper)", None)
     denoiser_init: str | None = describe("a trained DDIB (run directory, checkpoint or shipped name such as "
@@ -212,7 +212,7 @@ class UnitDDPM(Method):
 
         ``sources`` maps each field of ``init_sources()`` to the (Method, Config, info) the training loop loaded
         for it (translab.training.load_init_sources).
-        ``generator_init``: a CycleGAN's G_A (A -> B) is copied into g_a2b and G_B (B -> A) into g_b2a.
+        ``generator_init``: a CycleGAN's g_a2b (A -> B) and g_b2a (B -> A) are copied into ours.
         ``denoiser_init``: a DDIB's denoiser of domain d starts eps_d, by
         ``translab.nets.unet.start_as_unconditional`` (condition weights at zero).
         Each source must have been trained on the same domains (dataset, image size, direction, and for cMNIST
@@ -225,8 +225,8 @@ class UnitDDPM(Method):
                               f"sources=translab.training.load_init_sources(method)")
         if self.cfg.generator_init is not None:
             source, _ = self._check_source(cfg, "generator_init", "cyclegan", "generator", sources["generator_init"])
-            self.nets["g_a2b"].load_state_dict(source.nets["G_A"].state_dict())
-            self.nets["g_b2a"].load_state_dict(source.nets["G_B"].state_dict())
+            for name in GENERATORS:
+                self.nets[name].load_state_dict(source.nets[name].state_dict())
         if self.cfg.denoiser_init is not None:
             from translab.nets.unet import start_as_unconditional
 
