@@ -7,7 +7,8 @@ For each checkpoint RUN/checkpoints/step_*.pt (oldest first) it translates the f
 direction's source domain (seed 0) and prints one line: step, training wall seconds at that checkpoint,
 target accuracy (the shipped digit classifier), mean hue error in degrees, transport cost (mean squared pixel
 distance in [-1, 1]). ``--set`` applies inference settings (e.g. DDIB's guidance) to every checkpoint. The table
-is also written to RUN/analysis/NAME.json (default checkpoint_curve). No Inception: this
+is also written to RUN/analysis/NAME.json (default checkpoint_curve); checkpoints already in that file with
+the same settings are not scored again, so a re-run after more training scores only the new ones. No Inception: this
 is the cheap curve that says what a shorter run buys; `translab evaluate` gives the full row.
 """
 from __future__ import annotations
@@ -73,23 +74,41 @@ def main() -> None:
     x = stack_dataset(pair.get(src, "test"), args.limit)
     target = cfg.data.digit_b if tgt == "b" else cfg.data.digit_a
     clf = load_classifier(shipped_classifier_path("cmnist"))
+    out = run / "analysis" / f"{args.name}.json"
+    settings = {"run": str(run), "direction": args.direction, "limit": int(x.shape[0]), "steps": args.steps,
+                "overrides": overrides}
+    scored = earlier_rows(out, settings)
     rows = []
-    print(f"{run}: first {x.shape[0]} test images, {args.direction}")
+    print(f"{run}: first {x.shape[0]} test images, {args.direction}"
+          + (f" ({len(scored)} checkpoints already scored in {out})" if scored else ""))
     print("step  wall_s  target_acc  hue_err  cost")
     for ckpt in ckpts:
         if args.every and checkpoint_step(ckpt) % args.every:
             continue
-        row = score_checkpoint(ckpt, x, args.direction, target, args.steps, clf, overrides)
+        row = scored.get(checkpoint_step(ckpt)) or score_checkpoint(ckpt, x, args.direction, target, args.steps, clf,
+                                                                    overrides)
         rows.append(row)
         print(f"{row['step']:5d}  {row['wall_s']:7.0f}  {row['target_accuracy']:.3f}  {row['hue_error_deg']:7.2f}  "
               f"{row['transport_cost']:.4f}", flush=True)
-    out = run / "analysis" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"run": str(run), "direction": args.direction, "limit": int(x.shape[0]),
-                               "steps": args.steps, "overrides": overrides, "rows": rows}, indent=1))
+    out.write_text(json.dumps({**settings, "rows": rows}, indent=1))
     print(f"written: {out}")
     if args.plot:
         print(f"written: {plot_curve(rows, args.plot, f'{run.name}: first {x.shape[0]} test images, {args.direction}')}")
+
+
+def earlier_rows(path: Path, settings: dict) -> dict[int, dict]:
+    """Rows of an earlier curve at ``path`` by step, when it was scored with the same ``settings`` (so that
+    re-running the script on a training that went on scores only the new checkpoints); else {}."""
+    if not path.is_file():
+        return {}
+    try:
+        earlier = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    if any(earlier.get(k) != v for k, v in settings.items()):
+        return {}
+    return {int(r["step"]): r for r in earlier.get("rows", [])}
 
 
 def plot_curve(rows: list[dict], path: str, title: str) -> Path:
