@@ -29,6 +29,12 @@ denoiser as a trained DDIB's unconditional denoiser of its domain, with the cond
 at zero; on Colored MNIST those weights stayed near zero over 1,174 steps and the model ignored its input
 (RESULTS.md), so the preset does not use it.
 
+Joint training that translates (session 8, preset cmnist-2to3-joint-adv): ``lambda_adv`` and
+``lambda_identity`` add CycleGAN's LSGAN adversarial term (against discriminators ``d_a``, ``d_b``, with image
+pools) and its identity term to eq. (14). The generators then make CycleGAN-quality partners within 500 steps
+(RESULTS.md). ``condition_t_max`` caps the noise level of every condition image, in training and in Algorithm 2.
+All three are departures from the paper; their defaults (0, 0, None) keep the paper.
+
 Inference (paper Algorithm 2, eqs. 15-17), for a2b (b2a is the mirror): the target chain x^B starts from
 N(0, I) and is denoised by eps_B conditioned on the source chain x^A. For t > t_r the source chain is the
 input forward-noised to level t with fresh noise (eq. 4 of Ho et al.); from the release time t_r down to 0
