@@ -6,9 +6,9 @@ from torch import nn
 
 from translab.config import resolve_config
 from translab.methods import build_method
-from translab.methods.cyclegan import (CycleGAN, CycleGANConfig, discriminator_loss, generator_losses,
-                                       identity_loss, linear_decay_lambda)
+from translab.methods.cyclegan import CycleGAN, CycleGANConfig, generator_losses, linear_decay_lambda
 from translab.methods.image_pool import ImagePool
+from translab.methods.losses import discriminator_loss, identity_loss
 from translab.nets.patchgan import PatchGAN, PatchGANConfig, patchgan_output_size, patchgan_receptive_field
 from translab.nets.resnet_gen import ResnetGeneratorConfig
 

@@ -58,6 +58,15 @@ def batch(n: int = 8, size: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch
     return torch.rand(n, 3, size, size, generator=g) * 2 - 1, torch.rand(n, 3, size, size, generator=g) * 2 - 1
 
 
+def seeded_setup(*extra: str):
+    """(cfg, method, ctx, x_a, x_b): a tiny config with ``extra``, its method built under seed 0, a real
+    TrainContext and one batch of each domain."""
+    cfg = tiny_cfg(*extra)
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    return cfg, method, make_ctx(method, cfg.train), *batch()
+
+
 def snapshot(method, names) -> dict[str, torch.Tensor]:
     return {f"{n}.{k}": v.detach().clone() for n in names for k, v in method.nets[n].state_dict().items()}
 
@@ -91,11 +100,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.parametrize("extra", [(), ("model.pair_noise=independent", "model.cycle_loss=l2")])
 def test_train_step_losses_finite(extra):
-    cfg = tiny_cfg(*extra)
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup(*extra)
     out = method.train_step(ctx, x_a, x_b)
     assert {"loss_eps_a", "loss_eps_b", "loss_gen_cond", "loss_gen_fake", "loss_cycle", "loss_generators"} <= set(out)
     assert all(isinstance(v, float) and torch.isfinite(torch.tensor(v)) for v in out.values())
@@ -129,11 +134,7 @@ def test_shared_pair_noise_gives_the_noise_away_through_the_condition(pair_noise
 
 
 def test_each_half_updates_only_its_own_nets():
-    cfg = tiny_cfg()
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup()
     d = method.draw(ctx, x_a, x_b)
 
     den0, gen0 = snapshot(method, DENOISERS), snapshot(method, GENERATORS)
@@ -152,11 +153,7 @@ def test_each_half_updates_only_its_own_nets():
 
 def test_generator_gradient_reaches_both_generators_through_denoisers():
     """With lambda_cyc = 0 the generators learn only through the frozen denoisers (eq. 12): both must move."""
-    cfg = tiny_cfg("model.lambda_cyc=0.0")
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup("model.lambda_cyc=0.0")
     d = method.draw(ctx, x_a, x_b)
     before = {n: snapshot(method, [n]) for n in GENERATORS}
     method.generator_step(ctx, x_a, x_b, d)
@@ -193,11 +190,7 @@ def _denoiser_loss(method, x_a, x_b, d) -> float:
 def test_one_joint_step_moves_each_half_down_its_own_loss():
     """Algorithm 1 on a fixed draw, small learning rates: the denoiser step lowers eq. (11) and the generator
     step then lowers eq. (14), each evaluated before and after its own step on the same images and noise."""
-    cfg = tiny_cfg("train.lr=0.0003", "model.generator_lr=0.0003")
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup("train.lr=0.0003", "model.generator_lr=0.0003")
     d = method.draw(ctx, x_a, x_b)
     before = _denoiser_loss(method, x_a, x_b, d)
     method.denoiser_step(ctx, x_a, x_b, d)
@@ -229,11 +222,7 @@ def test_sds_fake_term_has_the_full_value_and_the_jacobian_free_gradient():
 
 
 def test_generator_warmup_skips_the_generator_step(tmp_path):
-    cfg = tiny_cfg("model.generator_warmup=2")
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup("model.generator_warmup=2")
     gen0 = snapshot(method, GENERATORS)
     for step in range(2):
         ctx.step = step
@@ -595,11 +584,7 @@ def test_lambda_adv_zero_builds_no_discriminators_and_keeps_the_papers_step():
 def test_adversarial_step_order_each_loss_reaches_only_its_own_nets():
     """Generator step (eq. 14 + lambda_adv LSGAN): generators move, denoisers and discriminators do not;
     discriminator step: only the discriminators move; the adversarial term is logged."""
-    cfg = tiny_cfg(*ADV)
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup(*ADV)
     d = method.draw(ctx, x_a, x_b)
     method.denoiser_step(ctx, x_a, x_b, d)
     den, gen, dis = (snapshot(method, names) for names in (DENOISERS, GENERATORS, DISCRIMINATORS))
@@ -616,11 +601,7 @@ def test_adversarial_step_order_each_loss_reaches_only_its_own_nets():
 
 def test_adversarial_term_is_the_lsgan_loss_of_the_frozen_discriminators():
     """The logged term equals LSGAN(d_b(g_a2b(a)), 1) + LSGAN(d_a(g_b2a(b)), 1) computed directly before the step."""
-    cfg = tiny_cfg(*ADV)
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup(*ADV)
     d = method.draw(ctx, x_a, x_b)
     with torch.no_grad():
         fb, fa = method.nets["g_a2b"](x_a), method.nets["g_b2a"](x_b)
@@ -632,11 +613,7 @@ def test_adversarial_term_is_the_lsgan_loss_of_the_frozen_discriminators():
 def test_identity_term_is_the_l1_of_each_generator_on_its_own_target_domain():
     """lambda_identity > 0 logs |g_a2b(x_b) - x_b|_1 + |g_b2a(x_a) - x_a|_1 (CycleGAN Sec. 5.2), computed before
     the step; an identity generator would make it 0, so check the value, and that the paper's default omits it."""
-    cfg = tiny_cfg("model.lambda_identity=5.0")
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup("model.lambda_identity=5.0")
     d = method.draw(ctx, x_a, x_b)
     with torch.no_grad():
         expect = float((method.nets["g_a2b"](x_b) - x_b).abs().mean() + (method.nets["g_b2a"](x_a) - x_a).abs().mean())
@@ -647,11 +624,7 @@ def test_identity_term_is_the_l1_of_each_generator_on_its_own_target_domain():
 
 
 def test_train_step_runs_the_discriminator_step_only_with_the_generators():
-    cfg = tiny_cfg(*ADV, "model.generator_warmup=1")
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup(*ADV, "model.generator_warmup=1")
     dis0 = snapshot(method, DISCRIMINATORS)
     ctx.step = 0
     out = method.train_step(ctx, x_a, x_b)
@@ -742,11 +715,7 @@ def test_condition_cap_settings_are_checked(extra, match):
 
 
 def test_condition_capped_train_step_reaches_each_net():
-    cfg = tiny_cfg("model.condition_t_max=30")
-    torch.manual_seed(0)
-    method = build_method(cfg)
-    ctx = make_ctx(method, cfg.train)
-    x_a, x_b = batch()
+    cfg, method, ctx, x_a, x_b = seeded_setup("model.condition_t_max=30")
     den, gen = snapshot(method, DENOISERS), snapshot(method, GENERATORS)
     out = method.train_step(ctx, x_a, x_b)
     assert all(torch.isfinite(torch.tensor(v)) for v in out.values())

@@ -11,7 +11,6 @@ hour per method on a 2-core CPU).
 from __future__ import annotations
 
 import functools
-
 from pathlib import Path
 from typing import NamedTuple
 

@@ -20,7 +20,6 @@ from translab.config import ConfigError, inference_fields
 DIRECTIONS = ("a2b", "b2a")
 
 
-
 @runtime_checkable
 class TrainSteps(Protocol):
     """What a method's ``train_step`` receives as ``ctx``, and all it may use (translab.training.TrainContext

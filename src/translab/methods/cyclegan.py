@@ -29,7 +29,7 @@ import torch
 from translab.config import ConfigError, describe
 from translab.methods.base import Method, OptimizerSpec, TrainSteps, Translation, check_direction
 from translab.methods.image_pool import ImagePool
-from translab.methods.losses import cycle_losses, discriminator_loss, identity_loss, lsgan_loss
+from translab.methods.losses import cycle_losses, identity_loss, lsgan_loss, pooled_discriminator_losses
 from translab.nets.patchgan import PatchGAN, PatchGANConfig
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
 
@@ -122,10 +122,8 @@ class CycleGAN(Method):
                                self.cfg.lambda_identity)
         ctx.optimize("G", out["loss_G"])
         ctx.set_requires_grad(("d_a", "d_b"), True)
-        pooled_b = self.pool_b.query(out["fake_b"], ctx.generator)
-        pooled_a = self.pool_a.query(out["fake_a"], ctx.generator)
-        loss_d_b = discriminator_loss(d_b, batch_b, pooled_b)
-        loss_d_a = discriminator_loss(d_a, batch_a, pooled_a)
+        loss_d_a, loss_d_b = pooled_discriminator_losses(d_a, d_b, batch_a, batch_b, out["fake_a"], out["fake_b"],
+                                                         self.pool_a, self.pool_b, ctx.generator)
         ctx.optimize("D", loss_d_b + loss_d_a)
         scalars = {k: float(v.detach()) for k, v in out.items() if not k.startswith("fake")}
         scalars.update(loss_D_A=float(loss_d_b.detach()), loss_D_B=float(loss_d_a.detach()))

@@ -48,3 +48,16 @@ def discriminator_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> 
 def identity_loss(g_a2b: nn.Module, g_b2a: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(|g_a2b(b) - b|_1, |g_b2a(a) - a|_1), unweighted means (Sec. 5.2, after Taigman et al. 2017)."""
     return F.l1_loss(g_a2b(real_b), real_b), F.l1_loss(g_b2a(real_a), real_a)
+
+
+def pooled_discriminator_losses(d_a: nn.Module, d_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
+                                fake_a: torch.Tensor, fake_b: torch.Tensor, pool_a, pool_b,
+                                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CycleGAN's discriminator losses with history pools (Zhu et al. 2017, Sec. 4): (d_a's, d_b's).
+
+    d_b tells real B from ``pool_b``'s answer to the g_a2b fakes ``fake_b``, d_a real A from ``pool_a``'s answer
+    to ``fake_a``; images (N, C, H, W) in [-1, 1]. ``pool_b`` is queried first, so the draws from ``generator``
+    come in one fixed order (a resumed run continues exactly)."""
+    pooled_b = pool_b.query(fake_b, generator)
+    pooled_a = pool_a.query(fake_a, generator)
+    return discriminator_loss(d_a, real_a, pooled_a), discriminator_loss(d_b, real_b, pooled_b)

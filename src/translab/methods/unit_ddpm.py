@@ -56,8 +56,8 @@ from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction
 from translab.methods.ddib import DiffusionConfig
 from translab.methods.image_pool import ImagePool
-from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, discriminator_loss, identity_loss,
-                                     jacobian_free_surrogate, lsgan_loss)
+from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, identity_loss, jacobian_free_surrogate,
+                                     lsgan_loss, pooled_discriminator_losses)
 from translab.nets.patchgan import PatchGAN, PatchGANConfig
 from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
 from translab.nets.unet import DenoiserUNet, UNetConfig
@@ -376,8 +376,8 @@ class UnitDDPM(Method):
                            fake_b: torch.Tensor) -> dict[str, torch.Tensor]:
         """CycleGAN's discriminator step (Zhu et al. 2017, LSGAN): d_b tells real B from pooled g_a2b fakes,
         d_a real A from pooled g_b2a fakes; 0.5 (LSGAN(d(real), 1) + LSGAN(d(fake), 0)) each."""
-        loss_b = discriminator_loss(ctx.model("d_b"), x_b, self.pool_b.query(fake_b, ctx.generator))
-        loss_a = discriminator_loss(ctx.model("d_a"), x_a, self.pool_a.query(fake_a, ctx.generator))
+        loss_a, loss_b = pooled_discriminator_losses(ctx.model("d_a"), ctx.model("d_b"), x_a, x_b, fake_a, fake_b,
+                                                     self.pool_a, self.pool_b, ctx.generator)
         ctx.optimize("discriminators", loss_a + loss_b)
         return {"loss_d_a": loss_a, "loss_d_b": loss_b}
 
@@ -470,7 +470,6 @@ class UnitDDPM(Method):
         ts = self.timesteps(steps)
         eps_src, eps_tgt = self.eps_fn(src), self.eps_fn(tgt)
         clip = self.cfg.clip_x0
-        cap = self.cfg.condition_t_max if self.cfg.condition_t_max is not None else self.schedule.num_timesteps
         record = set(torch.linspace(0, len(ts) - 1, min(5, len(ts))).round().long().tolist())
         first_joint = next((i for i, t in enumerate(ts) if t <= t_r), None)
         if first_joint is not None:
@@ -489,7 +488,7 @@ class UnitDDPM(Method):
                 # t <= t_r) the source state is the input forward-noised to level t with fresh noise
                 # (to min(t, condition_t_max) where the model caps its conditions' noise; at t <= t_r <= the cap
                 # that is t, so the joint chain starts at its own level)
-                x_src = q_sample(self.schedule, x, timestep_batch(min(t, cap), x), seeded_noise(x, generator))
+                x_src = q_sample(self.schedule, x, self.condition_t(tv), seeded_noise(x, generator))
                 joint = t <= t_r
             if return_latents and i in record:
                 kept_t.append(t)
