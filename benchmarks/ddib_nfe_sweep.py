@@ -36,7 +36,7 @@ from translab.shipped import resolve_run
 from translab.training import load_method
 
 GRID_IMAGES = 12
-COLUMNS = ("sampler", "guidance", "steps", "t_max", "nfe", "target_accuracy", "hue_error_deg", "fid_inception",
+COLUMNS = ("sampler", "guidance", "interval", "steps", "t_max", "nfe", "target_accuracy", "hue_error_deg", "fid_inception",
            "fid_classifier", "recon_mse", "transport_cost", "images_per_s")
 
 
@@ -64,7 +64,8 @@ def measure(method, x, real_f, extractors, clf, steps: int, args) -> dict:
         entry = fid.get(name, {})
         return entry.get("fid") if entry.get("available") else None
 
-    return {"sampler": method.cfg.sampler, "guidance": method.cfg.guidance, "steps": steps, "t_max": method.timesteps(steps)[0],
+    return {"sampler": method.cfg.sampler, "guidance": method.cfg.guidance,
+            "interval": method.cfg.guidance_interval, "steps": steps, "t_max": method.timesteps(steps)[0],
             "nfe": method.nfe("a2b", steps),
             "target_accuracy": classifier_accuracy(clf, y, "3", args.batch_size).get("value"),
             "hue_error_deg": hue_error(x, y)["mean_deg"], "fid_inception": fid_of("inception"),
@@ -118,15 +119,17 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def line_label(row: dict) -> str:
     """One plotted line per solver, start and guidance scale."""
-    w = row.get("guidance", 1.0)
-    return row["sampler"] + row.get("t_max_label", "") + ("" if w == 1.0 else f" w={w:g}")
+    w, gi = row.get("guidance", 1.0), row.get("interval")
+    return (row["sampler"] + row.get("t_max_label", "") + ("" if w == 1.0 else f" w={w:g}")
+            + ("" if gi is None or w == 1.0 else f" t in [{gi[0]}, {gi[1]}]"))
 
 
 def grid_outputs(method, x: torch.Tensor, rows: list[dict]) -> list[torch.Tensor]:
     """The a2b translations of x (n, 3, H, W) with each row's solver, guidance, steps and start (n, 3, H, W)."""
     outs = []
     for r in rows:
-        view = method.with_inference(sampler=r["sampler"], t_max=r["t_max"], guidance=r.get("guidance", 1.0))
+        view = method.with_inference(sampler=r["sampler"], t_max=r["t_max"], guidance=r.get("guidance", 1.0),
+                                     guidance_interval=r.get("interval"))
         outs.append(view.translate(x, "a2b", steps=r["steps"]).images)
     return outs
 
@@ -160,7 +163,8 @@ def command_line(args) -> str:
 
 
 def row_key(row: dict) -> tuple:
-    return row["sampler"], row.get("guidance", 1.0), row["steps"], row["t_max"]
+    gi = row.get("interval")
+    return row["sampler"], row.get("guidance", 1.0), None if gi is None else tuple(gi), row["steps"], row["t_max"]
 
 
 def previous_rows(path: Path) -> list[dict]:
@@ -181,6 +185,18 @@ def merged(kept: list[dict], new: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (line_label(r), r["nfe"]))
 
 
+def parse_intervals(text: str) -> list[list[int] | None]:
+    """'all,400:999' -> [None, [400, 999]]."""
+    out = []
+    for item in text.split(","):
+        if item == "all":
+            out.append(None)
+        else:
+            lo, hi = item.split(":")
+            out.append([int(lo), int(hi)])
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", default="cmnist-2to3/ddib")
@@ -189,6 +205,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", default="5,10,20,50", help="solver steps per chain, comma-separated")
     p.add_argument("--samplers", default="ddim,dpmpp2m")
     p.add_argument("--guidance", default="1", help="classifier-free guidance scales w, comma-separated")
+    p.add_argument("--intervals", default="all",
+                   help="guidance intervals, comma-separated: 'all' (every decoding step) or LO:HI (guide only "
+                        "decoding steps with LO <= t <= HI, model.guidance_interval)")
     p.add_argument("--t-max", type=int, default=None, help="start every chain here (default: T - T/steps)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
@@ -221,9 +240,12 @@ def main(argv=None) -> None:
     kept = previous_rows(out / f"{args.name}.json") if args.merge else []
     header["commands"] = ([] if not args.merge else kept_commands(out / f"{args.name}.json")) + [header["command"]]
     rows = []
-    settings = [(sampler, float(w)) for sampler in args.samplers.split(",") for w in args.guidance.split(",")]
-    for sampler, w in settings:
-        view = method.with_inference(sampler=sampler, guidance=w)
+    settings = [(sampler, float(w), gi) for sampler in args.samplers.split(",") for w in args.guidance.split(",")
+                for gi in parse_intervals(args.intervals)]
+    for sampler, w, gi in settings:
+        if w == 1.0 and gi is not None:
+            continue  # unguided: the interval changes nothing
+        view = method.with_inference(sampler=sampler, guidance=w, guidance_interval=gi)
         for steps in (int(s) for s in args.steps.split(",")):
             row = measure(view, x, real_f, extractors, clf, steps, args)
             row["t_max_label"] = "" if args.t_max is None else f" (t_max {args.t_max})"

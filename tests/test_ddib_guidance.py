@@ -107,6 +107,42 @@ def test_guided_decoding_costs_two_evaluations_and_changes_the_output():
     assert not torch.allclose(guided.translate(x, "a2b").images, model.translate(x, "a2b").images)
 
 
+def counted_calls(model) -> list[int]:
+    """Wrap the model's inference network so each call appends its batch size; returns the list."""
+    net, calls = model.infer_net("eps"), []
+    net.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    return calls
+
+
+def test_guidance_interval_guides_only_its_steps_and_counts_them():
+    """Inside [t_lo, t_hi] a decoding call is one batch of 2N (target and null), outside one batch of N; the NFE
+    per image is the counted images over N. An interval over every step is plain guidance bit for bit, one
+    over none of them is unguided decoding bit for bit."""
+    model = tiny_model("model.label_dropout=0.1")
+    x = images()
+    ts = model.timesteps(None)
+    lo, hi = ts[len(ts) // 2], ts[1]  # guides steps 1 .. len/2 of the decoding chain
+    part = model.with_inference(guidance=3.0, guidance_interval=[lo, hi])
+    calls = counted_calls(part)
+    out = part.translate(x, "a2b").images
+    guided_steps = sum(lo <= t <= hi for t in ts)
+    assert 0 < guided_steps < len(ts)
+    assert sum(calls) / x.shape[0] == part.nfe("a2b") == 2 * len(ts) + guided_steps
+    everywhere = model.with_inference(guidance=3.0, guidance_interval=[0, 10_000])
+    assert torch.equal(everywhere.translate(x, "a2b").images, model.with_inference(guidance=3.0).translate(x, "a2b").images)
+    nowhere = model.with_inference(guidance=3.0, guidance_interval=[5_000, 10_000])
+    assert torch.equal(nowhere.translate(x, "a2b").images, model.translate(x, "a2b").images)
+    assert nowhere.nfe("a2b") == 2 * len(ts)
+    assert not torch.equal(out, everywhere.translate(x, "a2b").images)
+
+
+@pytest.mark.parametrize("interval", [[300, 200], [5], [1.5, 900]])
+def test_bad_guidance_interval_is_a_config_error(interval):
+    model = tiny_model("model.label_dropout=0.1")
+    with pytest.raises(ConfigError, match="guidance_interval"):
+        model.with_inference(guidance_interval=interval)
+
+
 def test_guided_decoding_on_two_gaussians_moves_mass_toward_the_target_as_w_grows():
     """1-D oracle: A = N(-0.5, 1), B = N(0.5, 1), the null model their equal mixture. Encode samples of A with
     A's exact eps, decode with eps_null + w (eps_B - eps_null): the share of outputs that B explains better

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from translab.cli import main
-from translab.commands.demo import (DDIB_GUIDANCE, DDIB_SAMPLER, DDIB_STEPS, DEMO_LIMIT, DEMO_ROWS, QUICK_LIMIT, demo_limit,
+from translab.commands.demo import (DDIB_GUIDANCE, DDIB_GUIDANCE_INTERVAL, DDIB_SAMPLER, DDIB_STEPS, DEMO_LIMIT, DEMO_ROWS, QUICK_LIMIT, demo_limit,
                                     split_counts)
 from translab.shipped import shipped_models
 
@@ -24,7 +24,8 @@ def test_demo_quick_fills_every_shipped_row(tmp_path, capsys):
         assert f"{method} a2b" in report, method
     assert "sdedit a2b" in report
     # DDIB's row runs the demo's solver and steps
-    assert f"ddib a2b ({DDIB_STEPS} steps; model.sampler={DDIB_SAMPLER}, model.guidance={DDIB_GUIDANCE})" in report
+    assert (f"ddib a2b ({DDIB_STEPS} steps; model.sampler={DDIB_SAMPLER}, model.guidance={DDIB_GUIDANCE}, "
+            f"model.guidance_interval={DDIB_GUIDANCE_INTERVAL})") in report
     assert (tmp_path / "demo" / "report.html").is_file()
     assert f"report: {(tmp_path / 'demo' / 'report.html').resolve()}" in out
     # the installed package was not written to: evaluations live in the demo's own copies
@@ -76,8 +77,10 @@ def test_demo_ddib_row_uses_the_shipped_defaults():
 
     ddib = next(r for r in DEMO_ROWS if r.label == "ddib")
     shipped, _, _ = load_method(resolve_run(ddib.model))
-    assert ddib.overrides == {"model.sampler": DDIB_SAMPLER, "model.guidance": DDIB_GUIDANCE}
-    assert (shipped.cfg.sampler, shipped.cfg.steps, shipped.cfg.guidance) == (DDIB_SAMPLER, DDIB_STEPS, DDIB_GUIDANCE)
+    assert ddib.overrides == {"model.sampler": DDIB_SAMPLER, "model.guidance": DDIB_GUIDANCE,
+                              "model.guidance_interval": DDIB_GUIDANCE_INTERVAL}
+    assert ((shipped.cfg.sampler, shipped.cfg.steps, shipped.cfg.guidance, shipped.cfg.guidance_interval)
+            == (DDIB_SAMPLER, DDIB_STEPS, DDIB_GUIDANCE, DDIB_GUIDANCE_INTERVAL))
     assert DDIB_SAMPLER in ODE_SOLVERS and ddib.steps == DDIB_STEPS
     assert len({r.label for r in DEMO_ROWS}) == len(DEMO_ROWS)
 

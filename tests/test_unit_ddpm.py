@@ -545,8 +545,8 @@ def test_cli_train_preset_smoke(tmp_path):
     from translab.cli import main
 
     args = ["train", "unit-ddpm", "--preset", "cmnist-2to3", "--run-dir", str(tmp_path / "run")]
-    for item in TINY + ["train.steps=2", "model.release_t=50", "model.generator_init=null",
-                                         "model.denoiser_init=null"]:
+    for item in TINY + ["train.steps=2", "model.release_t=50", "model.t_max=90", "model.generator_init=null",
+                        "model.denoiser_init=null", "model.discriminator.n_layers=1"]:
         args += ["--set", item]
     assert main(args) == 0
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
@@ -554,14 +554,22 @@ def test_cli_train_preset_smoke(tmp_path):
 
 
 def test_presets_build():
-    for preset in ("cmnist-2to3", "cmnist-2to3-joint", "cmnist-2to3-paper", "celeba-m2f-64"):
+    for preset in ("cmnist-2to3", "cmnist-2to3-two-stage", "cmnist-2to3-joint", "cmnist-2to3-joint-adv",
+                   "cmnist-2to3-paper", "celeba-m2f-64"):
         cfg = resolve_config("unit-ddpm", preset)
         assert cfg.method == "unit-ddpm" and cfg.model.cycle_loss in ("l1", "l2")
         assert 0 <= cfg.model.release_t < cfg.model.diffusion.num_timesteps
+    # the cpu preset trains jointly (Algorithm 1) with its named departures, from N(0, 0.02) generators
     cfg = resolve_config("unit-ddpm", "cmnist-2to3")
     method = build_method(cfg)
+    assert cfg.model.train_generators and cfg.model.generator_init is None
+    assert set(method.nets) == set(DENOISERS) | set(GENERATORS) | set(DISCRIMINATORS)
+    assert set(method.optimizer_specs(cfg.train)) == {"denoisers", "generators", "discriminators"}
+    assert (cfg.model.loss_weighting, cfg.model.generator_every, cfg.model.target_start) == ("min_snr", 4, "noise")
+    # the previous shipped model: generators from the shipped CycleGAN, kept fixed
+    cfg = resolve_config("unit-ddpm", "cmnist-2to3-two-stage")
+    method = build_method(cfg)
     assert set(method.nets) == set(DENOISERS) | set(GENERATORS) and method.ema_nets == DENOISERS
-    # the cpu preset starts its generators from the shipped CycleGAN and keeps them fixed
     assert cfg.model.generator_init == "cmnist-2to3/cyclegan" and not cfg.model.train_generators
     assert set(method.optimizer_specs(cfg.train)) == {"denoisers"}
     from translab.shipped import shipped_models
@@ -720,3 +728,91 @@ def test_condition_capped_train_step_reaches_each_net():
     out = method.train_step(ctx, x_a, x_b)
     assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
     assert not same(den, snapshot(method, DENOISERS)) and not same(gen, snapshot(method, GENERATORS))
+
+
+# ---- loss weighting over t and the generator cadence (issue 19, session 9) --------------------------------------
+
+
+def test_min_snr_denoiser_loss_is_the_weighted_eq_11():
+    """The logged eq. (11) terms under loss_weighting=min_snr equal a direct per-image weighted mean, and with
+    uniform weighting the same draws give the plain loss_simple."""
+    from translab.diffusion.process import loss_simple, min_snr_weight, q_sample
+
+    for weighting in ("uniform", "min_snr"):
+        cfg, method, ctx, x_a, x_b = seeded_setup(f"model.loss_weighting={weighting}", "model.min_snr_gamma=2.0")
+        d = method.draw(ctx, x_a, x_b)
+        net = method.nets["eps_a"]
+        with torch.no_grad():
+            fake_b = method.nets["g_a2b"](x_a)
+            cond = q_sample(method.schedule, fake_b, d.t_a, d.fake_eps_a)
+            pred = net(torch.cat([q_sample(method.schedule, x_a, d.t_a, d.eps_a), cond], 1), d.t_a)
+        per_image = ((pred - d.eps_a) ** 2).mean(dim=(1, 2, 3))
+        if weighting == "uniform":
+            expect = float(loss_simple(pred, d.eps_a))
+        else:
+            w = min_snr_weight(method.schedule, d.t_a, 2.0)
+            assert (w < 1).any() and (w == 1).any()  # the draw covers both sides of SNR = gamma
+            expect = float((w * per_image).mean())
+        out = method.denoiser_step(ctx, x_a, x_b, d)
+        assert float(out["loss_eps_a"].detach()) == pytest.approx(expect, rel=1e-5)
+
+
+@pytest.mark.parametrize("warmup, every, turns", [(0, 1, [0, 1, 2, 3, 4, 5]), (0, 3, [0, 3]), (2, 2, [2, 4])])
+def test_generator_every_sets_which_iterations_train_the_generators(warmup, every, turns):
+    method = build_method(tiny_cfg(f"model.generator_warmup={warmup}", f"model.generator_every={every}"))
+    assert [s for s in range(6) if method.generator_turn(s)] == turns
+
+
+def test_off_turn_iterations_train_only_the_denoisers():
+    cfg, method, ctx, x_a, x_b = seeded_setup(*ADV, "model.generator_every=2")
+    ctx.step = 1
+    gen0, dis0, den0 = (snapshot(method, n) for n in (GENERATORS, DISCRIMINATORS, DENOISERS))
+    out = method.train_step(ctx, x_a, x_b)
+    assert "loss_generators" not in out and "loss_d_a" not in out
+    assert same(gen0, snapshot(method, GENERATORS)) and same(dis0, snapshot(method, DISCRIMINATORS))
+    assert not same(den0, snapshot(method, DENOISERS))
+    ctx.step = 2
+    assert {"loss_generators", "loss_d_a"} <= set(method.train_step(ctx, x_a, x_b))
+    assert not same(gen0, snapshot(method, GENERATORS))
+
+
+@pytest.mark.parametrize("extra, match", [
+    (("model.generator_every=0",), "generator_every"),
+    (("model.loss_weighting=snr",), "loss_weighting.*uniform, min_snr"),
+])
+def test_cadence_and_weighting_settings_are_checked(extra, match):
+    from translab.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        build_method(tiny_cfg(*extra))
+
+
+def test_source_start_begins_the_target_chain_at_the_noised_input(trained):
+    """target_start=source: the target chain's first state is q(x at t_max) with the chain's first noise draw; at
+    t_max = T-1 (alpha_bar ~ 0) that is nearly the paper's N(0, I) start, so the outputs nearly agree."""
+    from translab.diffusion.process import q_sample, seeded_noise
+
+    method, _, _ = trained
+    x = batch(4, seed=5)[0]
+    view = method.with_inference(target_start="source", t_max=60)
+    out = view.translate(x, "a2b", steps=10, generator=torch.Generator().manual_seed(3), return_latents=True)
+    z = seeded_noise(x, torch.Generator().manual_seed(3))
+    expect = q_sample(method.schedule, x, torch.full((4,), 60, dtype=torch.long), z)
+    assert out.latents["timesteps"][0] == 60
+    assert torch.allclose(out.latents["x_tgt"][0], expect, atol=1e-6)
+    paper = method.with_inference(t_max=60).translate(x, "a2b", steps=10, generator=torch.Generator().manual_seed(3))
+    assert not torch.allclose(out.images, paper.images, atol=1e-3)
+
+    def at_top(start):
+        return method.with_inference(target_start=start).translate(
+            x, "a2b", steps=10, generator=torch.Generator().manual_seed(3)).images
+
+    top_gap = float((at_top("source") - at_top("noise")).abs().max())
+    assert top_gap < 0.05 * float((out.images - paper.images).abs().max()), top_gap
+
+
+def test_target_start_is_checked():
+    from translab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="target_start.*noise, source"):
+        build_method(tiny_cfg()).with_inference(target_start="input")

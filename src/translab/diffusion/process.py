@@ -50,6 +50,30 @@ def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> to
     return weight.float().to(t.device)
 
 
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
+
+
+def check_loss_weighting(weighting: str) -> str:
+    """``weighting`` if it names a loss weighting over t, else a ConfigError naming the valid ones."""
+    if weighting not in LOSS_WEIGHTINGS:
+        from translab.config import ConfigError
+
+        raise ConfigError(f"model.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, got '{weighting}'")
+    return weighting
+
+
+def weighted_loss_simple(schedule: NoiseSchedule, net_eps: torch.Tensor, eps: torch.Tensor, t: torch.Tensor,
+                         weighting: str = "uniform", gamma: float = 5.0) -> torch.Tensor:
+    """E_t w(t) || eps - eps_theta(x_t, t) ||^2 over a batch: net_eps, eps (N, C, H, W), t (N,) long.
+
+    ``uniform``: w = 1, exactly ``loss_simple`` (Ho et al. eq. 14); ``min_snr``: w = min_snr_weight(t, gamma)
+    per image (Hang et al. 2023), the squared error averaged over each image's elements first."""
+    if check_loss_weighting(weighting) == "uniform":
+        return loss_simple(net_eps, eps)
+    weight = min_snr_weight(schedule, t, gamma)
+    return (weight * ((net_eps - eps) ** 2).mean(dim=tuple(range(1, eps.dim())))).mean()
+
+
 def drop_labels(label: torch.Tensor, p: float, generator: torch.Generator | None = None,
                 null_label: int = 2) -> torch.Tensor:
     """Class labels (N,) long with each one replaced by ``null_label`` with probability p (Ho & Salimans 2022,

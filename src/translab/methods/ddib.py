@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from translab.config import ConfigError, describe
-from translab.diffusion.process import drop_labels, loss_simple, min_snr_weight, q_sample, sample_t
+from translab.diffusion.process import check_loss_weighting, drop_labels, q_sample, sample_t, weighted_loss_simple
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
@@ -32,7 +32,6 @@ from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DOMAIN_INDEX = {"a": 0, "b": 1}
 NULL_LABEL = 2  # the "no domain" class of a model trained with label dropout
-LOSS_WEIGHTINGS = ("uniform", "min_snr")
 
 #: ODE solvers of the probability-flow ODE: name -> (encode: clean -> latent, decode: latent -> clean), each a
 #: pure function of (eps_fn, schedule, start tensor, descending timesteps) with one network evaluation per
@@ -87,13 +86,21 @@ class DDIBConfig:
                                "with w = 1 + w'); 1: plain DDIB, no extra evaluations; != 1 needs a model trained with "
                                "label_dropout > 0 and costs 2 evaluations per decoding step. Encoding is "
                                "always the source domain's own ODE", 1.0, inference=True)
+    guidance_interval: list[int] | None = describe("[t_lo, t_hi]: guide only the decoding steps whose timestep lies in "
+                                                   "this closed interval, the others are plain conditional steps of "
+                                                   "1 evaluation (Kynkaanniemi et al. NeurIPS 2024, guidance in a "
+                                                   "limited interval; None: every decoding step)", None,
+                                                   inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
 
     def __post_init__(self):
+        gi = self.guidance_interval
+        if gi is not None and (len(gi) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in gi)
+                               or gi[0] > gi[1]):
+            raise ConfigError(f"model.guidance_interval: expected None or two integer timesteps [t_lo, t_hi] with "
+                              f"t_lo <= t_hi, got {gi!r}")
         ode_solver(self.sampler)  # an unknown name fails when the config is read (ConfigError naming the valid ones)
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ConfigError(f"model.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, "
-                              f"got '{self.loss_weighting}'")
+        check_loss_weighting(self.loss_weighting)
         if not 0.0 <= self.label_dropout < 1.0:
             raise ConfigError(f"model.label_dropout: expected a probability in [0, 1), got {self.label_dropout}")
         if self.sampler == "edict" and self.clip_decode:
@@ -170,10 +177,7 @@ class DDIB(Method):
         eps = ctx.randn_like(x0)
         xt = q_sample(self.schedule, x0, t, eps)
         pred = net(xt, t) if label is None else net(xt, t, label)
-        if self.cfg.loss_weighting == "uniform":
-            return loss_simple(pred, eps)
-        weight = min_snr_weight(self.schedule, t, self.cfg.min_snr_gamma)
-        return (weight * ((pred - eps) ** 2).mean(dim=(1, 2, 3))).mean()
+        return weighted_loss_simple(self.schedule, pred, eps, t, self.cfg.loss_weighting, self.cfg.min_snr_gamma)
 
     # ---- inference ------------------------------------------------------------------------------
     def domain_net(self, domain: str) -> tuple[torch.nn.Module, int | None]:
@@ -186,14 +190,21 @@ class DDIB(Method):
         """Noise predictor of one domain, eps(x (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference weights.
 
         ``guidance`` w != 1: eps(x, null) + w (eps(x, domain) - eps(x, null)) (Ho & Salimans 2022; their
-        w + 1), both terms from one batched call of 2N images; needs the null label (``cfg.has_null_label``)."""
+        w + 1), both terms from one batched call of 2N images; needs the null label (``cfg.has_null_label``).
+        Only at timesteps inside ``model.guidance_interval`` where one is set (t is one level for the batch)."""
         net, label = self.domain_net(domain)
         if label is None:
             return lambda x, t: net(x, t)
+
+        def plain(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return net(x, t, torch.full((x.shape[0],), label, dtype=torch.long, device=x.device))
+
         if guidance == 1.0:
-            return lambda x, t: net(x, t, torch.full((x.shape[0],), label, dtype=torch.long, device=x.device))
+            return plain
 
         def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if not self.guided_at(int(t[0])):
+                return plain(x, t)
             n = x.shape[0]
             labels = torch.tensor([label, NULL_LABEL], device=x.device).repeat_interleave(n)
             cond, null = net(torch.cat([x, x]), torch.cat([t, t]), labels).chunk(2)
@@ -236,11 +247,19 @@ class DDIB(Method):
         y = self.decode(z, tgt, steps, progress)
         return Translation(y.clamp(-1, 1), self.nfe(direction, steps), {"z": z} if return_latents else None)
 
-    def guided_evals(self) -> int:
-        """Network evaluations per denoising call of the target domain: 2 when guided (target and null), else 1."""
-        return 2 if self.cfg.guidance != 1.0 else 1
+    def guided_at(self, t: int) -> bool:
+        """Whether a decoding evaluation at timestep t is guided: guidance != 1 and t inside guidance_interval."""
+        gi = self.cfg.guidance_interval
+        return self.cfg.guidance != 1.0 and (gi is None or gi[0] <= t <= gi[1])
+
+    def guided_evals(self, t: int) -> int:
+        """Network evaluations of one denoising call of the target domain at timestep t: 2 where it is guided
+        (target and null), else 1."""
+        return 2 if self.guided_at(t) else 1
 
     def nfe(self, direction, steps=None):
-        """Encode + decode evaluations per image: steps x (1, or 2 with edict) each, the decode x 2 when guided."""
+        """Encode + decode evaluations per image: steps x (1, or 2 with edict) each, each decoding step x 2 where
+        it is guided. Every solver here evaluates its decoding chain once (edict: twice) at each timestep."""
         per_step = EVALS_PER_STEP[self.cfg.sampler]
-        return len(self.timesteps(steps)) * per_step * (1 + self.guided_evals())
+        ts = self.timesteps(steps)
+        return per_step * (len(ts) + sum(self.guided_evals(t) for t in ts))

@@ -62,6 +62,6 @@ class SDEdit(DDIB):
         return Translation(y.clamp(-1, 1), self.nfe(direction, steps), {"x_t0": xt} if return_latents else None)
 
     def nfe(self, direction, steps=None):
-        """One evaluation per step (2 with the ODE solved by edict), x 2 when guided."""
+        """One evaluation per step (2 with the ODE solved by edict), x 2 at each guided step."""
         per_step = EVALS_PER_STEP[self.cfg.sampler] if self.cfg.eta == 0 else 1
-        return len(self.timesteps(steps)) * per_step * self.guided_evals()
+        return per_step * sum(self.guided_evals(t) for t in self.timesteps(steps))

@@ -34,6 +34,10 @@ Joint training that translates (session 8, preset cmnist-2to3-joint-adv): ``lamb
 pools) and its identity term to eq. (14). The generators then make CycleGAN-quality partners within 500 steps
 (RESULTS.md). ``condition_t_max`` caps the noise level of every condition image, in training and in Algorithm 2.
 All three are departures from the paper; their defaults (0, 0, None) keep the paper.
+Training cost (session 9): ``loss_weighting: min_snr`` weights eq. (11) over t as DDIB's cpu preset does (Hang et
+al. 2023), and ``generator_every: k`` takes the generator (and discriminator) step on every k-th iteration only,
+so that most of the CPU goes to the denoisers once the generators have converged; defaults (uniform, 1) keep the
+paper.
 
 Inference (paper Algorithm 2, eqs. 15-17), for a2b (b2a is the mirror): the target chain x^B starts from
 N(0, I) and is denoised by eps_B conditioned on the source chain x^A. For t > t_r the source chain is the
@@ -50,7 +54,8 @@ from typing import Callable
 import torch
 
 from translab.config import ConfigError, describe
-from translab.diffusion.process import loss_simple, q_sample, sample_t, seeded_noise, timestep_batch
+from translab.diffusion.process import (check_loss_weighting, loss_simple, q_sample, sample_t, seeded_noise,
+                                        timestep_batch, weighted_loss_simple)
 from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction
@@ -66,6 +71,7 @@ DENOISERS = ("eps_a", "eps_b")
 GENERATORS = ("g_a2b", "g_b2a")
 DISCRIMINATORS = ("d_a", "d_b")  # d_a scores images of domain A (g_b2a's adversary), d_b those of domain B
 PAIR_NOISES = ("shared", "independent")
+TARGET_STARTS = ("noise", "source")
 GENERATOR_GRADS = ("full", "sds")
 
 
@@ -106,6 +112,14 @@ class UnitDDPMConfig:
                                    "differentiated through the frozen denoisers) | sds (the denoisers' Jacobian "
                                    "dropped, as in score distillation, Poole et al. 2022, DreamFusion eq. 3: "
                                    "grad = (eps_hat - eps) dx_t/dfake; a departure, see RESULTS.md)", "full")
+    generator_every: int = describe("take the generator (and discriminator) step on every k-th iteration only, "
+                                    "after the warm-up; the denoiser step runs on every one (1: every iteration, "
+                                    "the paper; a departure that spends the CPU on the denoisers once the "
+                                    "generators have converged, see RESULTS.md)", 1)
+    loss_weighting: str = describe("weight over t of the denoisers' objective eq. (11): uniform (the paper) | "
+                                   "min_snr (min(SNR, gamma) / SNR per image, Hang et al. ICCV 2023, as DDIB's "
+                                   "cpu preset; a departure). Eq. (12)'s generator terms stay uniform", "uniform")
+    min_snr_gamma: float = describe("gamma of loss_weighting=min_snr", 5.0)
     generator_warmup: int = describe("steps of Algorithm 1 at the start that skip the generator step, so the "
                                      "denoisers learn their domains before they teach the generators (0: none, "
                                      "the paper)", 0)
@@ -130,6 +144,10 @@ class UnitDDPMConfig:
     steps: int = describe("default ancestral steps of translate (T = the full chain of Algorithm 2; fewer: respaced)",
                           100, inference=True)
     t_max: int | None = describe("timestep where the chains start (None: T-1, pure noise)", None, inference=True)
+    target_start: str = describe("state the target chain starts from at t_max: noise (N(0, I), Algorithm 2) | source "
+                                 "(the input forward-noised to t_max with the chain's first noise draw, SDEdit's "
+                                 "start, Meng et al. ICLR 2022; a departure that carries the input's colour into "
+                                 "the chain: see RESULTS.md; use with t_max < T-1)", "noise", inference=True)
     clip_x0: bool = describe("clip x0 predictions to [-1, 1] in each ancestral step (Ho et al.'s sampler)", True,
                              inference=True)
     sample_steps: int = describe("ancestral steps for the training sample grids", 20, inference=True)
@@ -163,6 +181,9 @@ class UnitDDPM(Method):
         if cfg.generator_grad not in GENERATOR_GRADS:
             raise ConfigError(f"model.generator_grad: expected one of {', '.join(GENERATOR_GRADS)}, "
                               f"got '{cfg.generator_grad}'")
+        check_loss_weighting(cfg.loss_weighting)
+        if isinstance(cfg.generator_every, bool) or not isinstance(cfg.generator_every, int) or cfg.generator_every < 1:
+            raise ConfigError(f"model.generator_every: expected an integer >= 1, got {cfg.generator_every!r}")
         if cfg.generator_warmup < 0:
             raise ConfigError(f"model.generator_warmup: expected a step count >= 0, got {cfg.generator_warmup}")
         c = cfg.condition_t_max
@@ -320,14 +341,18 @@ class UnitDDPM(Method):
 
     def denoiser_step(self, ctx: TrainSteps, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
         """Eq. (11): ||eps^A - eps_A(x_t^A, x~_t^B, t^A)||^2 + ||eps^B - eps_B(x_t^B, x~_t^A, t^B)||^2, fakes detached
-        (each condition x~ noised to condition_t(t) where model.condition_t_max is set)."""
+        (each condition x~ noised to condition_t(t) where model.condition_t_max is set; each image's term weighted
+        by min_snr_weight(t) where model.loss_weighting is min_snr)."""
         with torch.no_grad():
             fake_b, fake_a = ctx.model("g_a2b")(x_a), ctx.model("g_b2a")(x_b)
         noisy = self._noisy_pairs(x_a, x_b, fake_b, fake_a, d)
         xa_t, xb_t, _, _ = noisy
         _, _, fb_c, fa_c = self._as_conditions(x_a, x_b, fake_b, fake_a, d, noisy)
-        loss_a = loss_simple(ctx.model("eps_a")(torch.cat([xa_t, fb_c], 1), d.t_a), d.eps_a)
-        loss_b = loss_simple(ctx.model("eps_b")(torch.cat([xb_t, fa_c], 1), d.t_b), d.eps_b)
+        weighting, gamma = self.cfg.loss_weighting, self.cfg.min_snr_gamma
+        loss_a = weighted_loss_simple(self.schedule, ctx.model("eps_a")(torch.cat([xa_t, fb_c], 1), d.t_a), d.eps_a,
+                                      d.t_a, weighting, gamma)
+        loss_b = weighted_loss_simple(self.schedule, ctx.model("eps_b")(torch.cat([xb_t, fa_c], 1), d.t_b), d.eps_b,
+                                      d.t_b, weighting, gamma)
         loss = loss_a + loss_b
         ctx.optimize("denoisers", loss)
         return {"loss_eps_a": loss_a, "loss_eps_b": loss_b, "loss_denoisers": loss}
@@ -396,17 +421,24 @@ class UnitDDPM(Method):
 
     def train_step(self, ctx: TrainSteps, batch_a: torch.Tensor, batch_b: torch.Tensor) -> dict[str, float]:
         """One iteration of Algorithm 1: one draw, a denoiser step, then a generator step (unless
-        ``train_generators`` is false, or during the first ``generator_warmup`` steps) and, with
-        ``lambda_adv`` > 0, a discriminator step on the generator step's fakes."""
+        ``train_generators`` is false, during the first ``generator_warmup`` steps, or on a step that is not a
+        multiple of ``generator_every`` after them) and, with ``lambda_adv`` > 0, a discriminator step on the
+        generator step's fakes."""
         d = self.draw(ctx, batch_a, batch_b)
         out = self.denoiser_step(ctx, batch_a, batch_b, d)
-        if self.cfg.train_generators and ctx.step >= self.cfg.generator_warmup:
+        if self.generator_turn(ctx.step):
             gen = self.generator_step(ctx, batch_a, batch_b, d)
             fake_a, fake_b = gen.pop("fake_a"), gen.pop("fake_b")
             out.update(gen)
             if self.adversarial:
                 out.update(self.discriminator_step(ctx, batch_a, batch_b, fake_a, fake_b))
         return {k: float(v.detach()) for k, v in out.items()}
+
+    def generator_turn(self, step: int) -> bool:
+        """Whether iteration ``step`` (0-based) takes the generator step: generators trained, warm-up over, and
+        (step - generator_warmup) a multiple of generator_every."""
+        since = step - self.cfg.generator_warmup
+        return self.cfg.train_generators and since >= 0 and since % self.cfg.generator_every == 0
 
     def extra_state(self) -> dict:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()} if self.adversarial else {}
@@ -444,6 +476,9 @@ class UnitDDPM(Method):
         return sum(1 for t in ts[:-1] if t <= release_t)
 
     def check_inference_settings(self) -> None:
+        if self.cfg.target_start not in TARGET_STARTS:
+            raise ConfigError(f"model.target_start: expected one of {', '.join(TARGET_STARTS)}, "
+                              f"got {self.cfg.target_start!r}")
         t_r, c = self.check_release(self.cfg.release_t), self.cfg.condition_t_max
         if c is not None and t_r > c:
             raise ConfigError(f"model.release_t={t_r}: this model's conditions are noised to at most "
@@ -459,6 +494,7 @@ class UnitDDPM(Method):
     @torch.no_grad()
     def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
         """Algorithm 2. x (N, 3, H, W) in [-1, 1] of the source domain -> Translation of the target domain.
+        With ``model.target_start: source`` the target chain starts from x noised to t_max instead of N(0, I).
 
         t_r is ``model.release_t`` (another one: ``method.with_inference(release_t=...)``). With
         ``return_latents``, ``latents`` holds
@@ -477,6 +513,9 @@ class UnitDDPM(Method):
         kept_t, kept_src, kept_tgt = [], [], []
 
         x_tgt = seeded_noise(x, generator)  # Algorithm 2: the target chain starts from N(0, I)
+        if self.cfg.target_start == "source":
+            # SDEdit's start (Meng et al. 2022): the input forward-noised to the chain's first level, same draw
+            x_tgt = q_sample(self.schedule, x, timestep_batch(ts[0], x), x_tgt)
         x_src, joint = None, False
         steps_iter = range(len(ts)) if progress is None else progress(range(len(ts)))
         for i in steps_iter:
