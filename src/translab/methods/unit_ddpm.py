@@ -15,7 +15,7 @@ Training (paper Algorithm 1, eqs. 11-14), per iteration with one draw of (t^A, t
 2. generator step on eq. (12) (four noise-prediction terms through the frozen denoisers) plus
    lambda_cyc x eq. (13) (cycle consistency), i.e. on eq. (14).
 
-Two-stage variant (not the paper's), the cpu preset: ``generator_init`` starts the generators from a trained
+Two-stage variant (not the paper's; preset cmnist-2to3-two-stage, the shipped model until session 8): ``generator_init`` starts the generators from a trained
 CycleGAN and ``train_generators: false`` keeps them fixed, so only step 1 runs. On Colored MNIST the joint
 training of Algorithm 1 collapsed the generators to near-black images within 50 steps, which left the
 denoisers nothing to learn from their condition; realistic, fixed partners avoid that (RESULTS.md). Why
@@ -34,10 +34,11 @@ Joint training that translates (session 8, preset cmnist-2to3-joint-adv): ``lamb
 pools) and its identity term to eq. (14). The generators then make CycleGAN-quality partners within 500 steps
 (RESULTS.md). ``condition_t_max`` caps the noise level of every condition image, in training and in Algorithm 2.
 All three are departures from the paper; their defaults (0, 0, None) keep the paper.
-Training cost (session 9): ``loss_weighting: min_snr`` weights eq. (11) over t as DDIB's cpu preset does (Hang et
-al. 2023), and ``generator_every: k`` takes the generator (and discriminator) step on every k-th iteration only,
-so that most of the CPU goes to the denoisers once the generators have converged; defaults (uniform, 1) keep the
-paper.
+Session 9 (the cpu preset cmnist-2to3 and the shipped model): ``loss_weighting: min_snr`` weights eq. (11) over t
+as DDIB's cpu preset does (Hang et al. 2023), which is what made the denoisers learn on cMNIST, and
+``generator_every: k`` takes the generator (and discriminator) step on every k-th iteration only, so that most of
+the CPU goes to the denoisers; defaults (uniform, 1) keep the paper. ``target_start: source`` (inference) starts
+Algorithm 2's target chain from the input noised to t_max instead of N(0, I) (SDEdit's start; default noise).
 
 Inference (paper Algorithm 2, eqs. 15-17), for a2b (b2a is the mirror): the target chain x^B starts from
 N(0, I) and is denoised by eps_B conditioned on the source chain x^A. For t > t_r the source chain is the
