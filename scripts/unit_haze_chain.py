@@ -26,19 +26,14 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
+from translab.commands.common import parse_set_pairs
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.diffusion.process import x0_from_eps
-from translab.metrics.color import hue_error
+from translab.metrics.color import hue_error, median_brightness
 from translab.shipped import resolve_run
 from translab.training import load_method
-
-
-def median_brightness(images: torch.Tensor) -> float:
-    """images (N, 3, H, W) in [-1, 1] -> mean over images of the median pixel brightness, in [0, 1]."""
-    return ((images + 1) / 2).mean(1).flatten(1).median(dim=1).values.mean().item()
 
 
 def trace_chain(method, x: torch.Tensor, seed: int = 0) -> tuple[list[dict], torch.Tensor]:
@@ -107,10 +102,8 @@ def main(argv=None) -> None:
     traces, summary = {}, {}
     for spec in args.runs:
         run, _, settings = spec.partition("@")
-        method, cfg, info = load_method(resolve_run(run))
-        if settings:
-            method = method.with_inference(**{k: yaml.safe_load(v) for k, v in
-                                              (kv.split("=", 1) for kv in settings.split(","))})
+        overrides = parse_set_pairs([f"model.{kv}" for kv in settings.split(",")]) if settings else None
+        method, cfg, info = load_method(resolve_run(run), overrides=overrides)
         x = stack_dataset(build_domain_pair(cfg.data).get("a", "test"), args.limit).float()
         with torch.no_grad():
             rows, y = trace_chain(method, x)

@@ -15,6 +15,7 @@ import torch
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
 from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
+from translab.metrics.color import median_brightness
 from translab.shipped import resolve_run
 from translab.training import load_method
 
@@ -24,7 +25,7 @@ HAZE_LEVEL = 0.35
 def report(name: str, images: torch.Tensor, clf) -> None:
     """images (N, 3, H, W) in [-1, 1]."""
     unit = (images + 1) / 2
-    brightness = unit.mean(1).flatten(1).median(dim=1).values.mean().item()
+    brightness = median_brightness(images)
     _, pred = classifier_outputs(clf, images)
     keep = (unit.amax(1, keepdim=True) >= HAZE_LEVEL).float()
     _, pred_clean = classifier_outputs(clf, keep * images - (1 - keep))

@@ -248,3 +248,17 @@ def test_inception_features_do_not_depend_on_the_micro_batch(micro_batch):
     assert torch.allclose(split, whole, atol=1e-6)
     assert torch.allclose(split[3], InceptionFeatures(net, "test", None)(x[3:4])[0], atol=1e-6)
     assert InceptionFeatures(net, "test", micro_batch)(x[:0]).shape == (0, 2048)
+
+
+def test_median_brightness_is_the_background_level():
+    """Black images give 0, mid-grey 0.5; a few bright foreground pixels leave the median at the background."""
+    from translab.metrics.color import median_brightness
+
+    black = -torch.ones(2, 3, 8, 8)
+    assert median_brightness(black) == 0.0
+    assert median_brightness(torch.zeros(2, 3, 8, 8)) == pytest.approx(0.5)
+    digit = black.clone()
+    digit[:, :, 2:5, 3] = 1.0  # 3 of 64 pixels lit
+    assert median_brightness(digit) == 0.0
+    hazy = black + 0.2  # a uniform haze of 0.1 in [0, 1]
+    assert median_brightness(hazy) == pytest.approx(0.1)

@@ -89,6 +89,13 @@ def transport_cost(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
     return mean_squared_distance(inputs, outputs)
 
 
+def median_brightness(images: torch.Tensor) -> float:
+    """images (N, C, H, W) in [-1, 1] -> mean over images of each image's median pixel brightness (mean over
+    channels), in [0, 1]: the background level of sparse images such as digits (0 for clean black backgrounds;
+    the haze figure of scripts/unit_haze_check.py and scripts/unit_haze_chain.py, a diagnostic)."""
+    return ((images + 1) / 2).mean(1).flatten(1).median(dim=1).values.mean().item()
+
+
 def target_accuracy(predicted: torch.Tensor, target: int) -> float:
     """Share of predicted labels (N,) equal to ``target``."""
     return float((predicted == int(target)).float().mean()) if predicted.numel() else math.nan
