@@ -46,7 +46,7 @@ def inference_fields(settings: Any) -> list[str]:
 
 @dataclass
 class DataConfig:
-    dataset: str = describe("cmnist | celeba | folders | synthetic", "cmnist")
+    dataset: str = describe("cmnist | emoji | celeba | folders | synthetic", "cmnist")
     root: str | None = describe("data root (MNIST, CelebA or the folder pair); None: $TRANSLAB_DATA or ~/.cache/translab", None)
     digit_a: int = describe("cmnist: digit of domain A", 2)
     digit_b: int = describe("cmnist: digit of domain B", 3)

@@ -24,7 +24,11 @@ from translab.checkpoint import CheckpointError
 from translab.image_io import as_rgb
 
 METADATA_KEY = "translab_classifier"
-SHIPPED = {"cmnist": "cmnist_classifier.safetensors"}
+SHIPPED = {"cmnist": "cmnist_classifier.safetensors",
+           # the OpenMoji man -> woman readers (translab classifier train emoji-gender|emoji-tone|emoji-concept)
+           "emoji-gender": "emoji_gender_classifier.safetensors",
+           "emoji-tone": "emoji_tone_classifier.safetensors",
+           "emoji-concept": "emoji_concept_classifier.safetensors"}
 
 
 @dataclass

@@ -194,19 +194,88 @@ def train_digit_classifier(root: str | Path | None = None, settings: TrainSettin
     return model, record
 
 
-def _domain_batches(pair, settings: TrainSettings, gen: torch.Generator):
-    from translab.data.base import stack_dataset
-
-    xa, xb = stack_dataset(pair.get("a", "train")), stack_dataset(pair.get("b", "train"))
-    x = torch.cat([xa, xb])
-    y = torch.cat([torch.zeros(len(xa), dtype=torch.long), torch.ones(len(xb), dtype=torch.long)])
-    n = x.shape[0]
+def _labelled_batches(x: torch.Tensor, y: torch.Tensor, settings: TrainSettings, gen: torch.Generator,
+                      flips: bool, max_shift: int = 0, noise: float = 0.0):
+    """Random batches of images x (N, 3, S, S) in [-1, 1] with labels y (N,): horizontal flips (if ``flips``),
+    integer shifts of up to ``max_shift`` pixels (edge padding) and Gaussian noise with std up to ``noise``."""
+    n, s = x.shape[0], x.shape[-1]
     while True:
         idx = torch.randint(0, n, (settings.batch_size,), generator=gen)
-        xb_ = x[idx]
-        flip = torch.rand(xb_.shape[0], generator=gen) < 0.5
-        xb_ = torch.where(flip[:, None, None, None], xb_.flip(-1), xb_)  # horizontal flips keep the attribute
-        yield xb_, y[idx]
+        xb = x[idx]
+        if flips:
+            flip = torch.rand(xb.shape[0], generator=gen) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+        if max_shift:
+            padded = F.pad(xb, (max_shift,) * 4, mode="replicate")
+            dy, dx = (torch.randint(0, 2 * max_shift + 1, (2,), generator=gen)).tolist()
+            xb = padded[..., dy:dy + s, dx:dx + s]
+        if noise:
+            xb = (xb + torch.randn(xb.shape, generator=gen) * noise * torch.rand(xb.shape[0], 1, 1, 1,
+                                                                               generator=gen)).clamp(-1, 1)
+        yield xb, y[idx]
+
+
+@dataclass
+class LabelTask:
+    """What a label classifier reads: ``key`` 'domain' (A = 0, B = 1) or a meta key of both domains' items, its
+    class names, and the augmentations that keep the label."""
+
+    name: str
+    key: str
+    classes: list[str]
+    flips: bool = True
+    max_shift: int = 0
+    noise: float = 0.0
+
+
+def labelled_split(pair, split: str, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both domains' images of a split (N, C, S, S) and their labels (N,): the domain (key 'domain') or meta[key]."""
+    from translab.data.base import stack_dataset
+
+    xs, ys = [], []
+    for label, d in enumerate("ab"):
+        ds = pair.get(d, split)
+        xs.append(stack_dataset(ds))
+        ys.append(torch.full((len(ds),), label, dtype=torch.long) if key == "domain" else ds.meta[key].long())
+    return torch.cat(xs), torch.cat(ys)
+
+
+def train_label_classifier(pair, task: LabelTask, steps: int = 2000, settings: TrainSettings | None = None,
+                           widths: list[int] | None = None, progress: bool = True) -> tuple[ImageClassifier, dict]:
+    """A classifier of ``task``'s labels on both training splits of a DomainPair; accuracy on both test splits."""
+    import time
+
+    settings = settings or TrainSettings()
+    gen = _seeded_start(settings)
+    t0 = time.time()
+    size = pair.image_size
+    if widths is None:
+        widths = [16, 32, 64, 128][: max(1, min(4, (size // 4).bit_length() - 1))]
+    model = ImageClassifier(ClassifierSpec(classes=list(task.classes), image_size=size, widths=list(widths)))
+    x, y = labelled_split(pair, "train", task.key)
+    batches = _labelled_batches(x, y, settings, gen, task.flips, task.max_shift, task.noise)
+    losses = fit(model, batches, steps, settings, progress)
+    model.eval()
+    tx, ty = labelled_split(pair, "test", task.key)
+    record = {
+        "task": f"{task.name} classifier of {pair.name} ({len(task.classes)} classes)",
+        "test_accuracy": round(accuracy(model, tx, ty), 5),
+        "train_accuracy": round(accuracy(model, x, y), 5),
+        "test_set": f"both test splits of {pair.name}: {tx.shape[0]} images",
+        "train_set": f"both training splits of {pair.name}: {x.shape[0]} images",
+        "data": pair.source,
+        "architecture": asdict(model.spec),
+        "training": {**asdict(settings), "steps": steps,
+                     "augmentations": {"horizontal_flip": task.flips, "max_shift_px": task.max_shift,
+                                       "noise_std_max": task.noise},
+                     "final_loss_mean_last_100": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 5)},
+        "wall_seconds": round(time.time() - t0, 1),
+    }
+    if task.key == "domain":
+        n_a = len(pair.get("a", "test"))
+        record["test_accuracy_per_domain"] = {"a": round(accuracy(model, tx[:n_a], ty[:n_a]), 5),
+                                              "b": round(accuracy(model, tx[n_a:], ty[n_a:]), 5)}
+    return model, record
 
 
 def train_domain_classifier(pair, steps: int = 2000, settings: TrainSettings | None = None,
@@ -215,32 +284,21 @@ def train_domain_classifier(pair, steps: int = 2000, settings: TrainSettings | N
 
     Trains on both training splits (random horizontal flips) and reports accuracy on both test splits.
     """
-    import time
+    task = LabelTask("domain", "domain", list(pair.domain_names), flips=True)
+    return train_label_classifier(pair, task, steps, settings, widths, progress)
 
-    from translab.data.base import stack_dataset
 
-    settings = settings or TrainSettings()
-    gen = _seeded_start(settings)
-    t0 = time.time()
-    size = pair.image_size
-    if widths is None:
-        widths = [16, 32, 64, 128][: max(1, min(4, (size // 4).bit_length() - 1))]
-    model = ImageClassifier(ClassifierSpec(classes=list(pair.domain_names), image_size=size, widths=list(widths)))
-    losses = fit(model, _domain_batches(pair, settings, gen), steps, settings, progress)
-    model.eval()
-    accs = {}
-    for label, d in enumerate("ab"):
-        x = stack_dataset(pair.get(d, "test"))
-        accs[d] = accuracy(model, x, torch.full((x.shape[0],), label, dtype=torch.long))
-    n_a, n_b = len(pair.get("a", "test")), len(pair.get("b", "test"))
-    record = {
-        "task": f"domain classifier {pair.name}: {pair.domain_names[0]} (A) vs {pair.domain_names[1]} (B)",
-        "test_accuracy": round((accs["a"] * n_a + accs["b"] * n_b) / max(1, n_a + n_b), 5),
-        "test_accuracy_per_domain": {k: round(v, 5) for k, v in accs.items()},
-        "data": pair.source,
-        "architecture": asdict(model.spec),
-        "training": {**asdict(settings), "steps": steps, "augmentations": "random horizontal flip",
-                     "final_loss_mean_last_100": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 5)},
-        "wall_seconds": round(time.time() - t0, 1),
-    }
-    return model, record
+#: the three readers of the OpenMoji man -> woman benchmark (translab.data.emoji): gender (the domain), skin tone
+#: and concept; shifts of 2 px and mild noise, flips for all but the concept (poses face one way per concept)
+EMOJI_TASKS = {"gender": ("domain", True), "tone": ("tone", True), "concept": ("concept", False)}
+
+
+def emoji_task(name: str, pair) -> LabelTask:
+    """The LabelTask of one emoji reader ('gender', 'tone' or 'concept') of an emoji DomainPair."""
+    from translab.data.emoji import TONES
+
+    if name not in EMOJI_TASKS:
+        raise ValueError(f"emoji classifier '{name}': expected one of {', '.join(EMOJI_TASKS)}")
+    key, flips = EMOJI_TASKS[name]
+    classes = {"domain": list(pair.domain_names), "tone": list(TONES), "concept": list(pair.notes["concepts"])}[key]
+    return LabelTask(name, key, classes, flips=flips, max_shift=2, noise=0.05)
