@@ -10,8 +10,11 @@ Metrics (../DESIGN.md, "Metrics protocol"):
   cost, SSIM, cycle error where the method translates both ways;
 - hue-coloured datasets (cmnist, synthetic): hue error (never for greyscale images, data.channels = 1, which have
   no hue: the entry is left out, so reports use transport cost as the faithfulness axis);
-- cmnist: target accuracy (shipped digit reader); other datasets: attribute accuracy when a classifier is
-  given (``classifier_path``).
+- cmnist, emoji: target accuracy (the shipped digit reader; the shipped man/woman reader); other datasets:
+  attribute accuracy when a classifier is given (``classifier_path``);
+- emoji (OpenMoji man -> woman): skin tone and concept kept (the shipped readers' agreement between input and
+  output) and, since its test sets are aligned pair by pair, retrieval of and distance to the true counterpart
+  (translab.metrics.counterpart).
 """
 from __future__ import annotations
 
@@ -28,16 +31,21 @@ import torch
 from translab import feature_cache
 from translab.data.base import stack_dataset
 from translab.methods.base import MethodError, check_direction
-from translab.metrics.color import hue_error, mean_squared_distance, target_accuracy, transport_cost
+from translab.metrics.color import MSE_UNITS, hue_error, mean_squared_distance, target_accuracy, transport_cost
 from translab.metrics.frechet import Extractor, labelled_distances
 from translab.metrics.structure import ssim
 from translab.paths import safe_name
 
 SAMPLES = 16
 HUE_DATASETS = ("cmnist", "synthetic")
+#: datasets whose target reader ships with translab (its arg-max is the target accuracy, its features classifier FID)
+TARGET_READERS = {"cmnist": "cmnist", "emoji": "emoji-gender"}
+#: attributes a translation must keep, read by shipped readers: {dataset: {metric key: shipped classifier}}
+KEPT_READERS = {"emoji": {"tone_kept": "emoji-tone", "concept_kept": "emoji-concept"}}
+#: the shipped reader whose penultimate features are the space of the counterpart retrieval and feature distance
+COUNTERPART_SPACE = {"emoji": "emoji-concept"}
 INCEPTION_NOTE = ("Inception FID/KID: torchmetrics with antialias=False (torch-fidelity's resize), on the plain "
                   "test sets (not tiled to 10,000 images)")
-MSE_UNITS = "mean squared difference per pixel and channel, images in [-1, 1]"
 
 
 @dataclass
@@ -134,8 +142,8 @@ def build_extractors(dataset: str, opts: EvalOptions) -> tuple[list[Extractor], 
     else:
         extractors.append(Extractor("inception", reason="skipped on request (--no-inception)"))
     clf, path = None, opts.classifier_path
-    if path is None and dataset == "cmnist":
-        path = str(shipped_classifier_path("cmnist"))
+    if path is None and dataset in TARGET_READERS:
+        path = str(shipped_classifier_path(TARGET_READERS[dataset]))
     if path is None:
         extractors.append(Extractor("classifier", reason=f"no classifier configured for dataset '{dataset}': pass "
                                     f"--classifier PATH (e.g. from `translab classifier train celeba-gender`)"))
@@ -230,15 +238,69 @@ def compile_for_inference(method) -> None:
             store[name] = torch.compile(store[name])
 
 
+def shipped_reader(name: str, device: str = "cpu"):
+    """A shipped classifier (translab.metrics.classifier.SHIPPED) loaded once per process and device."""
+    from translab.metrics.classifier import load_classifier, shipped_classifier_path
+
+    if (name, device) not in _READERS:
+        path = shipped_classifier_path(name)
+        clf = load_classifier(path, device)
+        clf.path = path.name
+        _READERS[(name, device)] = clf
+    return _READERS[(name, device)]
+
+
+_READERS: dict = {}
+
+
+def true_counterparts(pair, src: str, tgt: str, limit: int | None = None) -> torch.Tensor | None:
+    """The target test images aligned with the source test images as their true counterparts (N, C, H, W), for a
+    pair whose test sets are paired (``notes['paired_test']``, the same ``meta['pair']`` ids in the same order);
+    None otherwise."""
+    if not (pair.notes or {}).get("paired_test"):
+        return None
+    ds, dt = pair.get(src, "test"), pair.get(tgt, "test")
+    ids_s, ids_t = (getattr(d, "meta", {}).get("pair") for d in (ds, dt))
+    if ids_s is None or ids_t is None or not torch.equal(ids_s[:limit], ids_t[:limit]):
+        return None
+    return stack_dataset(dt, limit).float()
+
+
+def kept_and_counterpart(x: torch.Tensor, y: torch.Tensor, dataset: str, opts: EvalOptions,
+                         counterpart: torch.Tensor | None, inception: Extractor | None = None,
+                         tgt: str = "b") -> dict:
+    """The kept attributes of KEPT_READERS[dataset] and, with ``counterpart``, the counterpart metrics (feature
+    distance in the ``inception`` extractor's space where it is available)."""
+    from translab.metrics.counterpart import counterpart_metrics, reader_agreement
+
+    out = {}
+    for key, name in KEPT_READERS.get(dataset, {}).items():
+        reader = shipped_reader(name, opts.device)
+        out[key] = {**reader_agreement(reader, x, y, opts.batch_size), "reader": reader.path}
+    if counterpart is None or dataset not in COUNTERPART_SPACE:
+        return out
+    features = {}
+    if inception is not None and inception.available:
+        f = [features_for([inception], im, key)["inception"]
+             for im, key in ((x, None), (y, None), (counterpart, reference_key(tgt)))]
+        features["inception"] = (inception.describe, tuple(f))
+    space = shipped_reader(COUNTERPART_SPACE[dataset], opts.device)
+    out["counterpart"] = counterpart_metrics(x, y, counterpart, space, features, opts.batch_size)
+    return out
+
+
 def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, dataset: str, target_name: str,
-                    tgt: str, opts: EvalOptions, built: tuple | None = None) -> dict:
+                    tgt: str, opts: EvalOptions, built: tuple | None = None,
+                    counterpart: torch.Tensor | None = None) -> dict:
     """The metrics of outputs y of inputs x against the target domain's real test images (all but cycle error):
     the one metric assembly of `translab evaluate`, the exact-OT row and the latent sweeps.
 
     x, y (N, C, H, W) and real (M, C, H, W) in [-1, 1], C = 3 or 1 (greyscale: Inception and classifier see the
     grey level repeated to 3 channels; no hue error); ``tgt`` ('a' | 'b') keys the reference feature cache;
     ``built``: (extractors, classifier) from ``build_extractors`` when the caller measures many outputs.
-    Returns {"fid_kid", "transport_cost", "ssim", ["hue_error",] "target_accuracy" | "attribute_accuracy"}.
+    ``counterpart``: the true counterparts of x (rows aligned), where the test sets are paired (emoji).
+    Returns {"fid_kid", "transport_cost", "ssim", ["hue_error",] "target_accuracy" | "attribute_accuracy",
+    [the kept attributes, "counterpart"]}.
     """
     extractors, clf = built or build_extractors(dataset, opts)
     real_f = features_for(extractors, real, reference_key(tgt))
@@ -249,7 +311,9 @@ def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, datase
     if dataset in HUE_DATASETS and y.shape[1] == 3:  # greyscale images have no hue: not applicable, left out
         metrics["hue_error"] = hue_error(x, y)
     acc = classifier_accuracy(clf, y, target_name, opts.batch_size)
-    metrics["target_accuracy" if dataset == "cmnist" else "attribute_accuracy"] = acc
+    metrics["target_accuracy" if dataset in TARGET_READERS else "attribute_accuracy"] = acc
+    inception = next((e for e in extractors if e.name == "inception"), None)
+    metrics.update(kept_and_counterpart(x, y, dataset, opts, counterpart, inception, tgt))
     return metrics
 
 
@@ -312,7 +376,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
                                     f"{method.name} {direction}")
     metrics = {"cycle_error": cycle_error(method, x, y, f"{tgt}2{src}", steps, opts, gen)}
 
-    metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts))
+    metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts,
+                                   counterpart=true_counterparts(pair, src, tgt, opts.limit)))
 
     stem = eval_stem(method.name, direction, steps, opts.overrides, opts.limit)
     samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y)

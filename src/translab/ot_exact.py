@@ -282,7 +282,7 @@ def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: 
     from translab.config import DataConfig
     from translab.data import build_domain_pair, stack_dataset
     from translab.evaluation import (MSE_UNITS, EvalOptions, json_clean, target_class_name, eval_stem, measure_outputs,
-                                     write_samples)
+                                     true_counterparts, write_samples)
     from translab.rundir import RunDir
 
     t_start = time.perf_counter()
@@ -302,7 +302,7 @@ def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: 
                                                              "translator that could map its outputs back"}}
     _say(progress, "measuring the assigned target images" + (" (Inception features)" if inception else ""))
     metrics.update(measure_outputs(x, y, real, data_cfg.dataset, target_class_name(pair, "b", data_cfg.dataset), "b",
-                                   opts))
+                                   opts, counterpart=true_counterparts(pair, "a", "b", limit)))
     metrics["ot_exact"] = _plan_summary(ot_plan, idx, MSE_UNITS)
 
     run = RunDir(out_dir)

@@ -115,7 +115,7 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
     unit_release_outputs.png (the first inputs' translations at each t_r), unit_generators.png and
     unit_chains.png. Each value translates the same inputs with the same seed. Returns the written paths."""
     from translab.data.base import stack_dataset
-    from translab.evaluation import EvalOptions, build_extractors, measure_outputs, target_class_name
+    from translab.evaluation import EvalOptions, build_extractors, measure_outputs, target_class_name, true_counterparts
     from translab.methods.base import MethodError, check_direction
 
     out = Path(out_dir)
@@ -134,7 +134,8 @@ def analyse_release(method, pair, dataset: str, out_dir: str | Path, *, release_
     opts = EvalOptions(direction=direction, batch_size=batch_size, device=device, seed=seed, inception=inception,
                        classifier_path=classifier_path, progress=False)
     measure = partial(measure_outputs, real=real, dataset=dataset, target_name=target_class_name(pair, tgt, dataset),
-                      tgt=tgt, opts=opts, built=build_extractors(dataset, opts))
+                      tgt=tgt, opts=opts, built=build_extractors(dataset, opts),
+                      counterpart=true_counterparts(pair, src, tgt, limit))
     entries, rows, shown = _sweep(method, x, measure, release_ts, direction, steps, batch_size, device, seed, log)
     head = dict(header or {}, direction=direction, steps=steps, seed=seed, num_timesteps=T,
                 n_inputs=int(x.shape[0]), n_reference=int(real.shape[0]), limit=limit)

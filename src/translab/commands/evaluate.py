@@ -73,6 +73,16 @@ def summary_lines(result: dict) -> str:
         h = m["hue_error"]
         mean = "n/a" if h["mean_deg"] is None else f"{h['mean_deg']:.2f}"
         lines.append(f"  hue error {mean} deg (no foreground in {100 * h['no_foreground_share']:.1f}% of outputs)")
+    kept = [f"{k.replace('_', ' ')} {m[k]['value']:.4f}" for k in ("tone_kept", "concept_kept") if k in m]
+    if kept:
+        lines.append("  " + "  ".join(kept))
+    if (m.get("counterpart") or {}).get("available"):
+        c = m["counterpart"]
+        r = c["retrieval"]
+        dist = "  ".join(f"{name} {d['output']:.4f} vs input {d['input']:.4f} (ratio {d['ratio']:.3f})"
+                         for name, d in c["distance"].items())
+        lines.append(f"  true counterpart: retrieved top-1 {r['output']['top1']:.3f} (input {r['input']['top1']:.3f})"
+                     f", top-5 {r['output']['top5']:.3f}; distance {dist}")
     lines.append(f"  transport cost {m['transport_cost']['value']:.4f}  SSIM {m['ssim']['mean']:.4f}")
     if m["cycle_error"].get("available"):
         lines.append(f"  cycle error {m['cycle_error']['value']:.4f}")

@@ -1,15 +1,22 @@
-"""`translab ot-exact --out DIR [--limit N] [--no-inception]`: the exact optimal-transport reference row.
+"""`translab ot-exact --out DIR [--dataset cmnist|emoji] [--limit N] [--no-inception]`: the exact optimal-transport
+reference row.
 
-Solves the discrete OT between the test 2s and the test 3s of Colored MNIST (translab.ot_exact; its Python
-function evaluate_ot_exact takes other data configs) and writes DIR/eval/ot-exact_a2b_nosteps[_limitN].json, which
+Solves the discrete OT between the source and target test sets (Colored MNIST 2s and 3s by default, OpenMoji men
+and women with ``--dataset emoji``; translab.ot_exact, whose Python function evaluate_ot_exact takes any data
+config) and writes DIR/eval/ot-exact_a2b_nosteps[_limitN].json, which
 `translab compare DIR RUN...` shows as a reference row and uses for the transport-cost ratio column."""
 from __future__ import annotations
+
+#: the benchmarks' data configs (as their cpu presets set them)
+DATASETS = {"cmnist": {}, "emoji": {"dataset": "emoji", "image_size": 32}}
 
 
 def register(sub) -> None:
     p = sub.add_parser("ot-exact", help="exact optimal transport between the test sets: the transport-cost "
                                         "reference row for `translab compare`")
     p.add_argument("--out", required=True, help="pseudo run directory to write eval/ot-exact_*.json into")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="cmnist",
+                   help="the benchmark: cmnist (2 -> 3, 32 px) or emoji (man -> woman, 32 px)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N test images of each domain")
     p.add_argument("--no-inception", action="store_true", help="skip Inception FID/KID (reported as skipped)")
     p.add_argument("--no-cache", action="store_true", help="solve again instead of reading a cached plan")
@@ -25,11 +32,12 @@ def run(args) -> int:
 
     import torch
 
+    from translab.config import DataConfig
     from translab.ot_exact import evaluate_ot_exact
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    path = evaluate_ot_exact(args.out, limit=args.limit, inception=not args.no_inception,
+    path = evaluate_ot_exact(args.out, limit=args.limit, data_cfg=DataConfig(**DATASETS[args.dataset]), inception=not args.no_inception,
                              progress=not args.no_progress, device=args.device,
                              batch_size=args.batch_size, use_cache=not args.no_cache)
     print(summary(json.loads(path.read_text())))

@@ -17,6 +17,9 @@ import math
 import torch
 
 
+MSE_UNITS = "mean squared difference per pixel and channel, images in [-1, 1]"
+
+
 def foreground_hue(images: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
     """Circular-mean hue in degrees of the bright pixels of each image.
 

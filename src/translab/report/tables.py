@@ -50,6 +50,9 @@ NUMERIC_FIELDS = (
     ("metrics", "attribute_accuracy", "value"), ("metrics", "hue_error", "mean_deg"),
     ("metrics", "hue_error", "no_foreground_share"), ("metrics", "cycle_error", "value"),
     ("metrics", "ssim", "mean"), ("cost", "nfe_per_image"), ("cost", "images_per_s"),
+    ("metrics", "tone_kept", "value"), ("metrics", "concept_kept", "value"),
+    ("metrics", "counterpart", "retrieval", "output", "top1"), ("metrics", "counterpart", "retrieval", "input", "top1"),
+    ("metrics", "counterpart", "distance", "pixel", "ratio"), ("metrics", "counterpart", "distance", "inception", "ratio"),
 )
 
 
@@ -125,6 +128,17 @@ def _record(e: dict, key: str):
     return rec.get(key)
 
 
+_TO_TRUTH = ("metrics", "counterpart", "distance")
+
+
+def _retrieval(e: dict) -> str | None:
+    """'output top-1 (input top-1)' of the true-counterpart retrieval, or None."""
+    r = get(e, "metrics", "counterpart", "retrieval")
+    if not r:
+        return None
+    return f"{r['output']['top1']:.3f} ({r['input']['top1']:.3f})"
+
+
 COLUMNS = [
     Column("FID (inception)", lambda e: fid_value(e, "inception"), "{:.2f}", True),
     Column("KID (inception)", lambda e: fid_value(e, "inception", "kid_mean"), "{:.4f}", True),
@@ -132,6 +146,11 @@ COLUMNS = [
     Column("KID (classifier)", lambda e: fid_value(e, "classifier", "kid_mean"), "{:.4f}", True),
     Column("target accuracy", lambda e: get(e, "metrics", "target_accuracy", "value"), "{:.3f}"),
     Column("attribute accuracy", lambda e: get(e, "metrics", "attribute_accuracy", "value"), "{:.3f}"),
+    Column("tone kept", lambda e: get(e, "metrics", "tone_kept", "value"), "{:.3f}"),
+    Column("concept kept", lambda e: get(e, "metrics", "concept_kept", "value"), "{:.3f}"),
+    Column("counterpart top-1 (input's)", lambda e: _retrieval(e), "{}"),
+    Column("to counterpart, pixels (/ input's)", lambda e: get(e, *_TO_TRUTH, "pixel", "ratio"), "{:.3f}"),
+    Column("to counterpart, Inception (/ input's)", lambda e: get(e, *_TO_TRUTH, "inception", "ratio"), "{:.3f}"),
     Column("hue error (deg)", lambda e: get(e, "metrics", "hue_error", "mean_deg"), "{:.2f}"),
     Column("no-foreground outputs", lambda e: get(e, "metrics", "hue_error", "no_foreground_share"), "{:.3f}"),
     Column("transport cost (MSE, [-1,1])", lambda e: get(e, "metrics", "transport_cost", "value"), "{:.4f}"),
