@@ -1,12 +1,13 @@
-"""Accuracy against training time: score every checkpoint of a cMNIST run on the first N test images.
+"""Quality against training time: score every checkpoint of a cMNIST or emoji run on the first N test images.
 
     python scripts/checkpoint_curve.py RUN [--limit N] [--steps S] [--direction a2b] [--threads 1]
                                            [--set model.guidance=2 ...] [--name NAME]
 
 For each checkpoint RUN/checkpoints/step_*.pt (oldest first) it translates the first N test images of the
 direction's source domain (seed 0) and prints one line: step, training wall seconds at that checkpoint,
-target accuracy (the shipped digit classifier), mean hue error in degrees, transport cost (mean squared pixel
-distance in [-1, 1]). ``--set`` applies inference settings (e.g. DDIB's guidance) to every checkpoint. The table
+target accuracy (the shipped digit reader; emoji: the shipped man/woman reader), transport cost (mean squared
+pixel distance in [-1, 1]) and, for cmnist, the mean hue error in degrees; for emoji, skin tone and concept kept
+and the pixel distance to the true counterpart over the input's (translab.evaluation's metrics). ``--set`` applies inference settings (e.g. DDIB's guidance) to every checkpoint. The table
 is also written to RUN/analysis/NAME.json (default checkpoint_curve); checkpoints already in that file with
 the same settings are not scored again, so a re-run after more training scores only the new ones. No Inception: this
 is the cheap curve that says what a shorter run buys; `translab evaluate` gives the full row.
@@ -23,23 +24,33 @@ from translab.checkpoint import list_checkpoints
 from translab.commands.common import parse_set_pairs
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
-from translab.metrics.classifier import classifier_outputs, load_classifier, shipped_classifier_path
-from translab.metrics.color import hue_error, target_accuracy, transport_cost
+from translab.evaluation import (HUE_DATASETS, TARGET_READERS, EvalOptions, classifier_accuracy, kept_and_counterpart,
+                                 shipped_reader, target_class_name, true_counterparts)
+from translab.metrics.color import hue_error, transport_cost
 from translab.training import load_method
 
 
-def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: int, steps: int | None, clf,
-                     overrides: dict | None = None) -> dict:
-    """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images;
+def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: str, steps: int | None, dataset: str,
+                     truth: torch.Tensor | None = None, overrides: dict | None = None) -> dict:
+    """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images, ``target``
+    the target class name, ``truth`` their true counterparts where the test sets are paired (emoji);
     ``overrides``: {'model.key': value} inference settings, as `translab evaluate --set` gives them."""
     method, _, info = load_method(ckpt, overrides=overrides)
     with torch.no_grad():
         y = method.translate(x, direction, steps=steps, generator=torch.Generator().manual_seed(0)).images
-    _, pred = classifier_outputs(clf, y)
-    return {"step": info["step"], "wall_s": round(float(info["wall_seconds"] or 0.0), 1),
-            "target_accuracy": round(target_accuracy(pred, target), 4),
-            "hue_error_deg": round(hue_error(x, y)["mean_deg"], 2),
-            "transport_cost": round(transport_cost(x, y), 4)}
+    reader = shipped_reader(TARGET_READERS[dataset])
+    row = {"step": info["step"], "wall_s": round(float(info["wall_seconds"] or 0.0), 1),
+           "target_accuracy": round(classifier_accuracy(reader, y, target, 256)["value"], 4),
+           "transport_cost": round(transport_cost(x, y), 4)}
+    if dataset in HUE_DATASETS:
+        row["hue_error_deg"] = round(hue_error(x, y)["mean_deg"], 2)
+    kept = kept_and_counterpart(x, y, dataset, EvalOptions(inception=False, progress=False), truth)
+    for key in ("tone_kept", "concept_kept"):
+        if key in kept:
+            row[key] = round(kept[key]["value"], 4)
+    if "counterpart" in kept:
+        row["counterpart_pixel_ratio"] = round(kept["counterpart"]["distance"]["pixel"]["ratio"], 4)
+    return row
 
 
 def checkpoint_step(ckpt: Path) -> int:
@@ -67,13 +78,15 @@ def main() -> None:
     if not ckpts:
         raise SystemExit(f"error: no checkpoints in {run / 'checkpoints'}")
     _, cfg, _ = load_method(ckpts[-1])
-    if cfg.data.dataset != "cmnist":
-        raise SystemExit(f"error: {run} trains on '{cfg.data.dataset}'; this curve needs cmnist (digit classifier)")
+    dataset = cfg.data.dataset
+    if dataset not in TARGET_READERS:
+        raise SystemExit(f"error: {run} trains on '{dataset}'; this curve needs a dataset with a shipped reader "
+                         f"({', '.join(TARGET_READERS)})")
     pair = build_domain_pair(cfg.data)
     src, tgt = args.direction[0], args.direction[-1]
     x = stack_dataset(pair.get(src, "test"), args.limit)
-    target = cfg.data.digit_b if tgt == "b" else cfg.data.digit_a
-    clf = load_classifier(shipped_classifier_path("cmnist"))
+    target = target_class_name(pair, tgt, dataset)
+    truth = true_counterparts(pair, src, tgt, args.limit)
     out = run / "analysis" / f"{args.name}.json"
     settings = {"run": str(run), "direction": args.direction, "limit": int(x.shape[0]), "steps": args.steps,
                 "overrides": overrides}
@@ -81,15 +94,13 @@ def main() -> None:
     rows = []
     print(f"{run}: first {x.shape[0]} test images, {args.direction}"
           + (f" ({len(scored)} checkpoints already scored in {out})" if scored else ""))
-    print("step  wall_s  target_acc  hue_err  cost")
     for ckpt in ckpts:
         if args.every and checkpoint_step(ckpt) % args.every:
             continue
-        row = scored.get(checkpoint_step(ckpt)) or score_checkpoint(ckpt, x, args.direction, target, args.steps, clf,
-                                                                    overrides)
+        row = scored.get(checkpoint_step(ckpt)) or score_checkpoint(ckpt, x, args.direction, target, args.steps,
+                                                                    dataset, truth, overrides)
         rows.append(row)
-        print(f"{row['step']:5d}  {row['wall_s']:7.0f}  {row['target_accuracy']:.3f}  {row['hue_error_deg']:7.2f}  "
-              f"{row['transport_cost']:.4f}", flush=True)
+        print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**settings, "rows": rows}, indent=1))
     print(f"written: {out}")
@@ -112,7 +123,8 @@ def earlier_rows(path: Path, settings: dict) -> dict[int, dict]:
 
 
 def plot_curve(rows: list[dict], path: str, title: str) -> Path:
-    """Target accuracy and hue error against training wall time (minutes), one PNG."""
+    """Target accuracy and hue error (emoji: tone and concept kept, distance to the counterpart) against training
+    wall time (minutes), one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,8 +137,15 @@ def plot_curve(rows: list[dict], path: str, title: str) -> Path:
     ax.set_ylabel("target accuracy", color="tab:blue")
     ax.set_ylim(0, 1.02)
     ax2 = ax.twinx()
-    ax2.plot(minutes, [r["hue_error_deg"] for r in rows], "s--", color="tab:red", label="hue error")
-    ax2.set_ylabel("hue error (deg)", color="tab:red")
+    if "hue_error_deg" in rows[0]:
+        ax2.plot(minutes, [r["hue_error_deg"] for r in rows], "s--", color="tab:red", label="hue error")
+        ax2.set_ylabel("hue error (deg)", color="tab:red")
+    else:  # emoji: what is kept, on the accuracy axis, and the distance to the truth over the input's
+        for key, style in (("tone_kept", "^-"), ("concept_kept", "v-")):
+            ax.plot(minutes, [r[key] for r in rows], style, label=key.replace("_", " "))
+        ax.legend(loc="lower left", fontsize=8)
+        ax2.plot(minutes, [r["counterpart_pixel_ratio"] for r in rows], "s--", color="tab:red")
+        ax2.set_ylabel("pixel distance to counterpart / input's", color="tab:red")
     for r, m in zip(rows, minutes):
         if r is rows[0] or r is rows[-1]:
             ax.annotate(f"step {r['step']}", (m, r["target_accuracy"]), textcoords="offset points", xytext=(0, -14),
