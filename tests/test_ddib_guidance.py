@@ -218,3 +218,29 @@ def test_edict_refuses_clipping_and_a_bad_mix():
     with pytest.raises(ValueError, match="mixing weight"):
         sample_edict(lambda v, t: v, NoiseSchedule.make("cosine", 100), images(), [50, 10], mix=1.5)
     assert math.isclose(tiny_model("model.sampler=edict").cfg.edict_mix, 0.93)
+
+
+def test_guidance_rescale_matches_the_conditional_spread_and_zero_changes_nothing():
+    """Lin et al. eqs. 15-16: phi = 1 gives the guided prediction the conditional one's per-image std; phi = 0 is
+    plain guidance; in between, the blend of the two."""
+    import torch
+
+    from translab.methods.ddib import rescale_guided
+
+    g = torch.Generator().manual_seed(0)
+    cond = torch.randn(3, 3, 4, 4, generator=g)
+    guided = 4.0 * torch.randn(3, 3, 4, 4, generator=g)
+    full = rescale_guided(guided, cond, 1.0)
+    assert torch.allclose(full.std(dim=(1, 2, 3)), cond.std(dim=(1, 2, 3)), atol=1e-5)
+    assert torch.equal(rescale_guided(guided, cond, 0.0), guided)
+    assert torch.allclose(rescale_guided(guided, cond, 0.25), 0.25 * full + 0.75 * guided, atol=1e-6)
+
+
+def test_guidance_rescale_outside_zero_one_is_refused():
+    import pytest
+
+    from translab.config import ConfigError
+    from translab.methods.ddib import DDIBConfig
+
+    with pytest.raises(ConfigError, match="guidance_rescale"):
+        DDIBConfig(guidance_rescale=1.5)

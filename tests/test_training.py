@@ -204,3 +204,25 @@ dist.destroy_process_group()
     assert float(fields[3]) == 0.0, line
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 4  # only rank 0 writes
+
+
+def test_hflip_mirrors_a_seeded_half_and_a_resumed_run_draws_the_same_flips(tmp_path):
+    """train.hflip: each image mirrored with probability 1/2 from the run's generator; a run stopped at step 2 and
+    resumed to step 4 ends with the weights of an uninterrupted 4-step run."""
+    from translab.training import random_hflip
+
+    x = torch.arange(4 * 3 * 2 * 2, dtype=torch.float32).reshape(4, 3, 2, 2)
+    g = torch.Generator().manual_seed(0)
+    picks = torch.rand(4, generator=torch.Generator().manual_seed(0)) < 0.5
+    y = random_hflip(x, g)
+    for i in range(4):
+        assert torch.equal(y[i], x[i].flip(-1) if picks[i] else x[i])
+    ref = train(tiny_ddib(4, "train.hflip=true", "train.checkpoint_every=2", "train.deterministic=true"),
+                tmp_path / "ref").run_dir
+    cut = tmp_path / "cut"
+    train(tiny_ddib(2, "train.hflip=true", "train.checkpoint_every=2", "train.deterministic=true"), cut)
+    train(tiny_ddib(4, "train.hflip=true", "train.checkpoint_every=2", "train.deterministic=true"), cut)
+    plain = train(tiny_ddib(4, "train.checkpoint_every=2", "train.deterministic=true"), tmp_path / "plain").run_dir
+    a, b, c = _weights(ref), _weights(cut), _weights(plain)
+    assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
+    assert not all(torch.equal(a[n][k], c[n][k]) for n in a for k in a[n])  # the flips changed the training

@@ -88,6 +88,9 @@ class TrainConfig:
     ema_decay: float = describe("EMA decay of inference weights (0: no EMA)", 0.999)
     ema_start: int = describe("step from which EMA averaging starts (copy before)", 0)
     seed: int = describe("seed of weights, data order and noise", 0)
+    hflip: bool = describe("mirror a random half of every training batch left-right (drawn from the run's seeded "
+                           "generator, restored on resume): twice the images for data whose classes survive a mirror, "
+                           "as in DDPM's CIFAR-10 training (Ho et al. 2020, Appendix B)", False)
     log_every: int = describe("steps between metrics.jsonl lines", 50)
     sample_every: int = describe("steps between sample grids (0: only at the end)", 1000)
     checkpoint_every: int = describe("steps between checkpoints", 1000)

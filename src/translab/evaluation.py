@@ -317,9 +317,11 @@ def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, datase
     return metrics
 
 
-def write_samples(eval_dir: Path, stem: str, x: torch.Tensor, y: torch.Tensor) -> tuple[Path, Path, int]:
-    """Save the first SAMPLES inputs x and outputs y ((N, C, H, W) in [-1, 1], C = 3 or 1) as uint8 tensors
-    (N, C, H, W) and an RGB grid PNG (greyscale drawn grey).
+def write_samples(eval_dir: Path, stem: str, x: torch.Tensor, y: torch.Tensor,
+                  counterpart: torch.Tensor | None = None) -> tuple[Path, Path, int]:
+    """Save the first SAMPLES inputs x and outputs y ((N, C, H, W) in [-1, 1], C = 3 or 1), and their true
+    counterparts where known, as uint8 tensors (N, C, H, W) and an RGB grid PNG (greyscale drawn grey; rows:
+    inputs, outputs[, counterparts]).
 
     Returns (EVAL/<stem>_samples.pt, EVAL/<stem>_grid.png, number of images saved)."""
     from translab.image_io import save_grid, to_uint8
@@ -327,10 +329,11 @@ def write_samples(eval_dir: Path, stem: str, x: torch.Tensor, y: torch.Tensor) -
     n_show = min(SAMPLES, x.shape[0])
     samples_pt = eval_dir / f"{stem}_samples.pt"
     eval_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({"inputs": torch.from_numpy(to_uint8(x[:n_show])).permute(0, 3, 1, 2).contiguous(),
-                "outputs": torch.from_numpy(to_uint8(y[:n_show])).permute(0, 3, 1, 2).contiguous(),
-                "indices": torch.arange(n_show)}, samples_pt)
-    grid_png = save_grid([x[:n_show], y[:n_show]], eval_dir / f"{stem}_grid.png")
+    rows = {"inputs": x, "outputs": y} if counterpart is None else {"inputs": x, "outputs": y,
+                                                                     "counterparts": counterpart}
+    torch.save({**{k: torch.from_numpy(to_uint8(v[:n_show])).permute(0, 3, 1, 2).contiguous()
+                   for k, v in rows.items()}, "indices": torch.arange(n_show)}, samples_pt)
+    grid_png = save_grid([v[:n_show] for v in rows.values()], eval_dir / f"{stem}_grid.png")
     return samples_pt, grid_png, n_show
 
 
@@ -376,11 +379,12 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
                                     f"{method.name} {direction}")
     metrics = {"cycle_error": cycle_error(method, x, y, f"{tgt}2{src}", steps, opts, gen)}
 
+    truth = true_counterparts(pair, src, tgt, opts.limit)
     metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts,
-                                   counterpart=true_counterparts(pair, src, tgt, opts.limit)))
+                                   counterpart=truth))
 
     stem = eval_stem(method.name, direction, steps, opts.overrides, opts.limit)
-    samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y)
+    samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y, truth)
 
     result = {
         "run": str(run.path), "run_name": run.path.name, "method": method.name, "trained_as": trained_as,
@@ -398,7 +402,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
                  "seed": opts.seed},
         "training": _train_record(run.path),
         "samples": {"tensors": samples_pt.name, "grid": grid_png.name, "count": n_show,
-                    "what": f"first {n_show} test images of domain {src} (row 1) and their translations (row 2)"},
+                    "what": f"first {n_show} test images of domain {src} (row 1) and their translations (row 2)"
+                            + ("" if truth is None else ", their true counterparts (row 3)")},
         "protocol": {"inception": INCEPTION_NOTE,
                      "reference": f"real test images of the target domain ({real.shape[0]})"},
         "created": _dt.datetime.now().isoformat(timespec="seconds"),

@@ -301,13 +301,14 @@ def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: 
     metrics = {"cycle_error": {"available": False, "reason": "ot-exact couples two finite sets; it is not a "
                                                              "translator that could map its outputs back"}}
     _say(progress, "measuring the assigned target images" + (" (Inception features)" if inception else ""))
+    truth = true_counterparts(pair, "a", "b", limit)
     metrics.update(measure_outputs(x, y, real, data_cfg.dataset, target_class_name(pair, "b", data_cfg.dataset), "b",
-                                   opts, counterpart=true_counterparts(pair, "a", "b", limit)))
+                                   opts, counterpart=truth))
     metrics["ot_exact"] = _plan_summary(ot_plan, idx, MSE_UNITS)
 
     run = RunDir(out_dir)
     stem = eval_stem(METHOD, "a2b", None, {}, limit)
-    samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y)
+    samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y, truth)
     result = json_clean(_result_dict(run, pair, data_cfg, x, real, limit, metrics, ot_plan, t_start,
                                  {"tensors": samples_pt.name, "grid": grid_png.name, "count": n_show,
                                   "what": f"first {n_show} test images of domain a (row 1) and the target test "

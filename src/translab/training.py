@@ -456,11 +456,19 @@ def save_sample_grid(s: TrainSession, step: int) -> None:
     s.method.nets.train()
 
 
+def random_hflip(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``batch`` (N, C, H, W) with a random half (each image with probability 1/2, from ``generator``) mirrored."""
+    pick = (torch.rand(batch.shape[0], generator=generator) < 0.5).to(batch.device)
+    return torch.where(pick[:, None, None, None], batch.flip(-1), batch)
+
+
 def train_one_step(s: TrainSession, step: int) -> tuple[dict[str, float], int]:
     """The method's optimisation step ``step + 1`` on the next batches; refuses non-finite scalars.
     Returns (the method's scalars, images this process trained on)."""
     device = s.accelerator.device
     batch_a, batch_b = (next(it).to(device) for it in s.batches)
+    if s.cfg.train.hflip:
+        batch_a, batch_b = (random_hflip(b, s.ctx.generator) for b in (batch_a, batch_b))
     if s.cfg.train.channels_last:
         batch_a = batch_a.contiguous(memory_format=torch.channels_last)
         batch_b = batch_b.contiguous(memory_format=torch.channels_last)

@@ -91,9 +91,16 @@ class DDIBConfig:
                                                    "1 evaluation (Kynkaanniemi et al. NeurIPS 2024, guidance in a "
                                                    "limited interval; None: every decoding step)", None,
                                                    inference=True)
+    guidance_rescale: float = describe("phi in [0, 1]: blend the guided prediction with itself rescaled to the "
+                                       "per-image standard deviation of the conditional one (Lin et al. WACV 2024, "
+                                       "'Common diffusion noise schedules and sample steps are flawed', eqs. 15-16, "
+                                       "applied to eps as diffusers does), against the over-saturated colours of "
+                                       "strong guidance; 0: plain guidance", 0.0, inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
 
     def __post_init__(self):
+        if not 0.0 <= self.guidance_rescale <= 1.0:
+            raise ConfigError(f"model.guidance_rescale: expected a blend phi in [0, 1], got {self.guidance_rescale}")
         gi = self.guidance_interval
         if gi is not None and (len(gi) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in gi)
                                or gi[0] > gi[1]):
@@ -114,6 +121,16 @@ class DDIBConfig:
     def has_null_label(self) -> bool:
         """Whether the network has the null class (index 2) that classifier-free guidance needs."""
         return self.conditional and self.label_dropout > 0
+
+
+def rescale_guided(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> torch.Tensor:
+    """Lin et al. (WACV 2024) eqs. 15-16: x_rescaled = x_cfg std(x_pos) / std(x_cfg) per image, then
+    phi x_rescaled + (1 - phi) x_cfg; phi = 0 returns ``guided`` unchanged."""
+    if phi == 0.0:
+        return guided
+    dims = tuple(range(1, guided.ndim))
+    ratio = cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True).clamp_min(1e-12)
+    return phi * guided * ratio + (1.0 - phi) * guided
 
 
 class DDIB(Method):
@@ -208,7 +225,7 @@ class DDIB(Method):
             n = x.shape[0]
             labels = torch.tensor([label, NULL_LABEL], device=x.device).repeat_interleave(n)
             cond, null = net(torch.cat([x, x]), torch.cat([t, t]), labels).chunk(2)
-            return null + guidance * (cond - null)
+            return rescale_guided(null + guidance * (cond - null), cond, self.cfg.guidance_rescale)
 
         return guided
 

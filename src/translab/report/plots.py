@@ -93,6 +93,9 @@ def side_by_side(evals: list[dict]) -> list[Figure]:
     for gi, (inputs, first, members) in enumerate(groups):
         n = inputs.shape[0]
         rows = [("input: " + first["dataset"]["source_domain"], inputs)] + [(entry_label(e), out) for e, out in members]
+        truth = load_samples(first).get("counterparts")
+        if truth is not None:
+            rows.append(("true counterpart", truth))
         h, w = inputs.shape[-2:]
         width = max(6.0, n * 0.55 * max(1.0, w / 32))
         fig, axes = plt.subplots(len(rows), 1, figsize=(width, 0.62 * len(rows) * max(1.0, h / 32) + 0.4),
@@ -110,7 +113,9 @@ def side_by_side(evals: list[dict]) -> list[Figure]:
         fig.suptitle(title, fontsize=9)
         caption = (f"Top row: the first {n} test images of domain {d['source_domain']} "
                    f"(identical for every row below); "
-                   f"each further row: one evaluation's translations of those images into {d['target_domain']}.")
+                   f"each further row: one evaluation's translations of those images into {d['target_domain']}"
+                   + (f"; bottom row: each input's true counterpart in {d['target_domain']}." if truth is not None
+                      else "."))
         figs.append(Figure(f"side_by_side_{gi}", title, caption, _png(fig)))
     return figs
 
@@ -221,7 +226,7 @@ def accuracy_vs_faithfulness(evals: list[dict]) -> Figure | None:
     ax.set_xlabel(f"{xlabel}  (lower = more faithful)")
     ax.set_ylabel("target accuracy (higher = more translated)")
     ax.set_title("translation against faithfulness", fontsize=10)
-    caption = ("Each point is one evaluation; y: the share of outputs the digit classifier reads as the target "
+    caption = ("Each point is one evaluation; y: the share of outputs the shipped target reader reads as the target "
                f"class, x: {xlabel}. Points of one run joined by a line differ only in a setting (their label).")
     if missing:
         caption += f" Left out (a value is missing): {'; '.join(missing)}."
