@@ -236,3 +236,23 @@ def test_ratio_comes_from_the_cache_only_for_the_same_test_sets(tiny_ddib_run, t
     md = (tmp_path / "r2" / "report.md").read_text()
     header, rows = _table(md)
     assert "transport cost / exact OT" in header and f"kept in the cache from {path}" in md
+
+
+def test_every_shipped_run_matches_the_exact_ot_problem_of_its_test_sets():
+    """The ratio column needs each shipped model's data config to name the same OT problem as an ot-exact file
+    written today for the same data, also for configs saved before a DataConfig field existed."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from translab.config import DataConfig
+    from translab.ot_exact import data_identity
+    from translab.shipped import shipped_models
+
+    for name, folder in shipped_models().items():
+        saved = yaml.safe_load((folder / "config.yaml").read_text())["data"]
+        dataset = {"type": saved.get("dataset", "cmnist"), "name": "x", "source": "s", "image_size": 32,
+                   "split": "test", "n_inputs": 8, "n_reference": 8}
+        run_entry = {"_run_dir": folder, "dataset": dataset, "direction": "a2b"}
+        ot_entry = {"data_config": asdict(DataConfig(**saved)), "dataset": dataset, "direction": "a2b"}
+        assert data_identity(run_entry) == data_identity(ot_entry) is not None, name

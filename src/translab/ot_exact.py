@@ -30,7 +30,7 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -221,13 +221,21 @@ def exact_plan(x: torch.Tensor, y: torch.Tensor, use_cache: bool = True,
 # the reference row
 
 
+def _data_defaults() -> dict:
+    """Every DataConfig field with its default value."""
+    from translab.config import DataConfig
+
+    return asdict(DataConfig())
+
+
 def data_identity(e: dict) -> str | None:
     """Which OT problem an evaluation's transport cost belongs to, as a canonical JSON string.
 
     Built from the evaluation file ``e`` (dataset name, source, image size, direction, split, numbers of
     inputs and reference images) and its data config: ``e["data_config"]`` (ot-exact files) or the run's
     config.yaml (``e["_run_dir"]``), without the fields that do not change which images are used. None when
-    the data config cannot be read.
+    the data config cannot be read. Fields missing from a data config (saved before they existed) count with
+    their default value.
     """
     import yaml
 
@@ -240,6 +248,7 @@ def data_identity(e: dict) -> str | None:
     d = e.get("dataset") or {}
     if not isinstance(data, dict) or not d:
         return None
+    data = {**_data_defaults(), **data}  # a config saved before a field existed has that field's default
     ident = {"data": {k: v for k, v in sorted(data.items()) if k not in _DATA_KEYS_IGNORED},
              "direction": e.get("direction"),
              **{k: d.get(k) for k in ("type", "name", "source", "image_size", "split", "n_inputs", "n_reference")}}
@@ -341,8 +350,6 @@ def _plan_summary(ot_plan: OTPlan, idx: np.ndarray, units: str) -> dict:
 
 def _result_dict(run, pair, data_cfg, x, real, limit, metrics, ot_plan, t_start, samples, batch_size, device):
     """The evaluation file's fields, as ``translab evaluate`` writes them (translab.evaluation.evaluate_run)."""
-    from dataclasses import asdict
-
     from translab.evaluation import INCEPTION_NOTE
 
     return {
