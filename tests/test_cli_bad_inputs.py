@@ -494,3 +494,21 @@ def test_classifier_bad_out_is_refused_before_training(tmp_path, capsys, monkeyp
     line = one_error_line(capsys.readouterr().err)
     assert f"--out {tmp_path / out}" in line and "expected a folder or a .safetensors file" in line, line
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_version_and_a_reader_that_leaves_early(tmp_path):
+    """`translab --version` names the installed version; output piped into a reader that stops early (`| head`)
+    ends quietly with status 141, no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    out = subprocess.run([sys.executable, "-m", "translab", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"translab {version('translab')}"
+    code = ("import sys; from translab import cli; from translab.commands import models; "
+            "models.run = lambda args: [print('x' * 100) for _ in range(100000)] and 0; sys.exit(cli.main(['models']))")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and "Traceback" not in err, err

@@ -19,11 +19,22 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), or 'unknown' outside an installation."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("translab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="translab",
         description="Unpaired image-to-image translation with diffusion models: DDIB, UNIT-DDPM, SDEdit, "
                     "CycleGAN and Neural OT, trained, measured and compared.")
+    parser.add_argument("--version", action="version", version=f"translab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -52,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("translab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `translab models | head`: the reader left; say nothing more
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+        return 141
 
 
 if __name__ == "__main__":
