@@ -512,3 +512,12 @@ def test_version_and_a_reader_that_leaves_early(tmp_path):
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141 and "Traceback" not in err, err
+
+
+def test_classifier_train_never_writes_into_the_package_by_default():
+    from pathlib import Path
+
+    from translab.commands.classifier import TASKS, classifier_out
+
+    for task in TASKS:
+        assert classifier_out(task, None) == Path(f"runs/classifiers/{task}.safetensors")

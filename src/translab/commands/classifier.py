@@ -18,8 +18,8 @@ def register(sub) -> None:
     t = csub.add_parser("train", help="train a classifier")
     t.add_argument("task", choices=TASKS, help="cmnist: 10-digit colour-robust reader; celeba-gender: A vs B; "
                                                    "emoji-*: man vs woman, skin tone, concept (OpenMoji)")
-    t.add_argument("--out", help="output .safetensors, or a folder for <task>.safetensors (default: the shipped "
-                                 "file for cmnist, runs/classifiers/<task>.safetensors otherwise)")
+    t.add_argument("--out", help="output .safetensors, or a folder for <task>.safetensors (default: "
+                                 "runs/classifiers/<task>.safetensors; the shipped readers stay untouched)")
     t.add_argument("--data-root", help="MNIST root (cmnist; default $TRANSLAB_DATA) or the CelebA folder")
     t.add_argument("--epochs", type=positive_int, default=3, help="cmnist: passes over the 60,000 training digits")
     t.add_argument("--steps", type=positive_int, default=None,
@@ -43,11 +43,7 @@ def classifier_out(task: str, out: str | None) -> Path:
     if out:
         path = output_file(out, f"{task}.safetensors", ".safetensors")
         return path.with_suffix(".safetensors")  # save_classifier wants the suffix in lower case
-    if task == "cmnist":
-        from translab.metrics.classifier import SHIPPED
-
-        return Path(__file__).resolve().parents[1] / "weights" / SHIPPED["cmnist"]
-    return Path(f"runs/classifiers/{task}.safetensors")
+    return Path(f"runs/classifiers/{task}.safetensors")  # never the shipped file inside the installed package
 
 
 def _emoji_classifier(args, settings):
