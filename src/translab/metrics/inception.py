@@ -63,10 +63,11 @@ def resolve_weights() -> tuple[str | None, str]:
         p = Path(env).expanduser()
         if not p.is_file():
             raise InceptionUnavailable(f"${ENV_VAR}={env} does not name a file (resolved to {p.resolve()})")
-        return str(p), f"${ENV_VAR} ({p.resolve()})"
+        # the description is written into evaluation files: the file's name and size, never a machine's path
+        return str(p), f"${ENV_VAR} ({p.name}, {p.stat().st_size} bytes)"
     cached = Path(torch.hub.get_dir()) / "checkpoints" / FILE_NAME
     if cached.is_file():
-        return str(cached), f"torch hub cache ({cached})"
+        return str(cached), f"torch hub cache ({FILE_NAME}, {cached.stat().st_size} bytes)"
     return None, "torchmetrics' standard download (torch-fidelity release v0.2.0)"
 
 
