@@ -277,3 +277,19 @@ def test_latent_command_unit_ddpm(tmp_path):
     md = (out / "unit_release_sweep.md").read_text()
     assert "| 10 |" in md and "| 50 |" in md
     assert main(["latent", "--run", str(run), "--release-ts", "100", "--out-dir", str(out)]) == 2  # T = 100
+
+
+def test_attribute_probes_find_a_coded_tone_and_not_one_in_noise():
+    """probe_suite's attributes (the emoji's tone, concept): a 3-class label written one-hot into the features is
+    read back; the same label is at chance in pure noise."""
+    g = _gen(3)
+    n = 300
+    tone = torch.randint(0, 3, (n,), generator=g)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    coded = torch.cat([torch.nn.functional.one_hot(tone, 3).double() * 3, torch.randn(n, 20, generator=g,
+                                                                                        dtype=torch.float64)], 1)
+    res = probe_suite({"coded": coded, "noise": torch.randn(n, 23, generator=g)}, labels, None,
+                      attributes={"tone": tone})
+    assert res["coded"]["tone"]["accuracy"] > 0.95 and res["coded"]["tone"]["classes"] == 3
+    # chance: the held-out majority share, about 1/3 (std of 90 held-out draws about 0.05)
+    assert abs(res["noise"]["tone"]["accuracy"] - res["noise"]["tone"]["chance"]) < 0.2

@@ -190,6 +190,10 @@ def frechet_report(z_a: torch.Tensor, z_b: torch.Tensor, x_a: torch.Tensor, x_b:
 # the whole DDIB analysis
 
 
+#: class-valued meta keys probed where a dataset has them (translab.data.emoji: skin tone 0-5, concept index)
+PROBED_ATTRIBUTES = ("tone", "concept")
+
+
 def _meta(pair, domain: str, key: str, n: int) -> torch.Tensor | None:
     ds = pair.get(domain, "test")
     meta = getattr(ds, "meta", None) or {}
@@ -277,13 +281,19 @@ def _probe_and_geometry_sections(st: _Study) -> list[Path]:
     hue_a, hue_b = _meta(st.pair, "a", "hue", n_a), _meta(st.pair, "b", "hue", n_b)
     hue = torch.cat([hue_a, hue_b]) if hue_a is not None and hue_b is not None else None
     z_all, x_all = torch.cat([z["a"], z["b"]]), torch.cat([x["a"], x["b"]])
+    attributes = {}
+    for key in PROBED_ATTRIBUTES:
+        va, vb = _meta(st.pair, "a", key, n_a), _meta(st.pair, "b", key, n_b)
+        if va is not None and vb is not None:
+            attributes[key] = torch.cat([va, vb]).long()
     probes = probe_suite({"latents": z_all, "images": x_all, "noise": reference_normal(z_all.shape, seed + 7)},
-                         labels, hue, seed, class_names=list(st.pair.domain_names))
+                         labels, hue, seed, class_names=list(st.pair.domain_names), attributes=attributes)
     st.log(probe_lines(probes))
     written = [write_json(st.out / "ddib_probes.json", {**st.head, "probes": probes, "what": (
         "held-out scores of linear probes: hue by ridge regression of (cos, sin) (mean circular error, degrees; "
-        "chance 90), domain class by L2 logistic regression (accuracy; chance = majority share); 'noise' is a "
-        "seeded N(0, I) tensor of the latents' shape (a chance-level control)")})]
+        "chance 90), domain class (and tone, concept where the data has them) by L2 logistic regression "
+        "(accuracy; chance = majority share); 'noise' is a seeded N(0, I) tensor of the latents' shape (a "
+        "chance-level control)")})]
     st.log("[geometry] PCA and Frechet distance between the latents of A and B")
     coords, share = pca_2d(z_all)
     written.append(figures.pca_scatter(coords, labels, st.out / "ddib_latent_pca.png", tuple(st.pair.domain_names),
@@ -327,6 +337,8 @@ def probe_lines(probes: dict) -> str:
             continue
         h, c = e.get("hue", {}), e.get("class", {})
         hue = f"{h['mean_error_deg']:.1f} deg" if "mean_error_deg" in h else "n/a"
+        extra = "".join(f", {k} accuracy {e[k]['accuracy']:.3f} (chance {e[k]['chance']:.3f})"
+                        for k in PROBED_ATTRIBUTES if k in e)
         lines.append(f"  {name}: hue error {hue}, domain accuracy {c.get('accuracy', math.nan):.3f} "
-                     f"(chance {c.get('chance', math.nan):.3f})")
+                     f"(chance {c.get('chance', math.nan):.3f}){extra}")
     return "\n".join(lines)

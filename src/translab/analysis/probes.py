@@ -176,12 +176,15 @@ def class_probe(features: torch.Tensor, labels: torch.Tensor, train_idx: torch.T
 
 
 def probe_suite(feature_sets: dict[str, torch.Tensor], labels: torch.Tensor, hue_deg: torch.Tensor | None = None,
-                seed: int = 0, class_names: list[str] | None = None) -> dict:
+                seed: int = 0, class_names: list[str] | None = None,
+                attributes: dict[str, torch.Tensor] | None = None) -> dict:
     """Both probes on each feature set (e.g. {"latents", "images", "noise"}), on one shared seeded split.
 
     feature_sets: name -> (N, ...) tensors of the same N; labels (N,) class of each image; hue_deg (N,) degrees
-    or None (no hue probe; images whose hue is NaN are left out of the hue probe).
-    Returns {"split": {...}, "class_names", "<set name>": {"class": ..., "hue": ... or {"available": False}}}.
+    or None (no hue probe; images whose hue is NaN are left out of the hue probe); ``attributes``: further class
+    labels (N,) in 0..K-1 by name (e.g. the emoji's tone and concept), each probed like the class.
+    Returns {"split": {...}, "class_names", "<set name>": {"class": ..., "hue": ... or {"available": False},
+    [attribute name: ...]}}.
     """
     n = int(labels.shape[0])
     for name, f in feature_sets.items():
@@ -207,6 +210,8 @@ def probe_suite(feature_sets: dict[str, torch.Tensor], labels: torch.Tensor, hue
                 entry["hue"] = {"available": False, "reason": f"too few images with a hue ({len(tr)} + {len(te)})"}
             else:
                 entry["hue"] = hue_probe(f, hue_deg, tr, te, seed)
+        for key, values in (attributes or {}).items():
+            entry[key] = class_probe(f, values, train_idx, test_idx, seed)
         out[name] = entry
     return out
 
