@@ -127,3 +127,25 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
         else:
             assert unit_init is None, field
     assert calls[0][1] == str(tmp_path / "demo" / "train" / "ddib")
+
+
+def test_demo_emoji_fills_every_row_with_the_counterpart_columns(tmp_path, capsys):
+    """`translab demo --dataset emoji-m2f`: every shipped OpenMoji model, the exact-OT row, and the columns that
+    use the true counterparts (tone and concept kept, retrieval, distance to the truth)."""
+    from translab.commands.demo import EMOJI_ROWS
+
+    assert {row.model for row in EMOJI_ROWS} <= set(shipped_models())
+    out = tmp_path / "demo"
+    assert main(["demo", "--dataset", "emoji-m2f", "--quick", "--limit", "4", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    for label in ("ddib a2b", "sdedit a2b", "unit-ddpm a2b", "cyclegan a2b", "not a2b", "ot-exact a2b"):
+        assert label in report, label
+    for header in ("tone kept", "concept kept", "counterpart top-1 (input's)", "to counterpart, pixels (/ input's)",
+                   "target accuracy"):
+        assert header in report, header
+    evals = [json.loads(p.read_text()) for p in (out / "runs").glob("*/eval/*.json")]
+    assert len(evals) == len(EMOJI_ROWS) + 1
+    assert all(e["dataset"]["type"] == "emoji" and e["dataset"]["n_inputs"] == 4 for e in evals)
+    ot = next(e for e in evals if e["method"] == "ot-exact")
+    assert ot["metrics"]["counterpart"]["available"] and "tone_kept" in ot["metrics"]
+    assert "test men" in capsys.readouterr().out
