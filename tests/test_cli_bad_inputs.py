@@ -521,3 +521,30 @@ def test_classifier_train_never_writes_into_the_package_by_default():
 
     for task in TASKS:
         assert classifier_out(task, None) == Path(f"runs/classifiers/{task}.safetensors")
+
+
+def test_translate_one_image_file_and_a_bad_one(tmp_path, capsys):
+    """--input FILE translates that one image; a file that is not an image is a one-line error naming it, and
+    nothing is written."""
+    import json
+
+    from PIL import Image
+
+    from translab.cli import main
+
+    img = tmp_path / "two.png"
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(img)
+    out = tmp_path / "out"
+    assert main(["translate", "--run", "cmnist-2to3/cyclegan", "--input", str(img), "--out", str(out),
+                 "--device", "cpu", "--threads", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 1 and summary["files"] == [{"input": "two.png", "output": "two.png"}]
+    assert (out / "outputs" / "two.png").is_file()
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    capsys.readouterr()
+    assert main(["translate", "--run", "cmnist-2to3/cyclegan", "--input", str(bad), "--out",
+                 str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "notes.png" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out2").exists()

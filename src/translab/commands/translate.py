@@ -1,5 +1,5 @@
-"""`translab translate --run RUN --direction a2b (--split test | --input DIR) [--limit N] [--steps N] --out DIR
-[--overwrite]`
+"""`translab translate --run RUN --direction a2b (--split test | --input DIR_OR_FILE) [--limit N] [--steps N]
+[--device D] [--threads N] --out DIR [--overwrite]`
 
 Writes DIR/inputs/NAME.png and DIR/outputs/NAME.png (matching names), DIR/grid.png (inputs over outputs,
 first 16) and DIR/summary.json (method, checkpoint, steps, network evaluations per image, seconds, which input
@@ -15,7 +15,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from translab.commands.common import check_folder_path, parse_set_pairs, positive_int, seed_int
+from translab.commands.common import (check_folder_path, device_name, non_negative_int, parse_set_pairs, positive_int,
+                                      seed_int)
 
 #: what translate writes under --out (folders end in /); --overwrite removes exactly these
 OWN_OUTPUTS = ("inputs/", "outputs/", "grid.png", "summary.json")
@@ -24,17 +25,20 @@ OWN_OUTPUTS = ("inputs/", "outputs/", "grid.png", "summary.json")
 def register(sub) -> None:
     p = sub.add_parser("translate", help="translate test images or a folder of images with a trained run")
     p.add_argument("--run", required=True, help="run directory, checkpoint file, or shipped model name (translab models)")
-    p.add_argument("--direction", default="a2b", choices=["a2b", "b2a"])
+    p.add_argument("--direction", default="a2b", choices=["a2b", "b2a"], help="a2b (default) or b2a")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--split", choices=["test", "train"], help="translate this split of the run's source domain")
-    src.add_argument("--input", help="translate the images in this folder instead")
+    src.add_argument("--input", help="translate the images in this folder, or this one image file, instead")
     p.add_argument("--limit", type=positive_int, help="at most this many images")
     p.add_argument("--steps", type=positive_int, help="sampling steps per chain (diffusion methods)")
     p.add_argument("--as", dest="as_method", help="reinterpret the weights as another method (a DDIB run as sdedit)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="inference setting, e.g. --set model.t0=0.4 or model.release_t=500")
-    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per network call")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of stochastic samplers")
+    p.add_argument("--device", type=device_name, default=None, help="cpu | cuda | cuda:N (default: cuda when "
+                                                                     "available)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--out", required=True, help="output folder (new or empty, see --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="reuse a non-empty --out: remove its inputs/, outputs/, grid.png and summary.json first")
@@ -53,6 +57,16 @@ def load_inputs(args, cfg, direction: str, image_size: int) -> Inputs:
     """The images to translate from --input DIR or the run's --split of the source domain (--limit applied)."""
     import torch
 
+    if args.input and Path(args.input).is_file():
+        from translab.data.base import DataError
+        from translab.data.images import classify_failure, load_image, output_names
+
+        path = Path(args.input)
+        reason = classify_failure(path)
+        if reason:
+            raise DataError(f"--input {path}: {reason}; expected an image file (PNG, JPEG, ...) or a folder of them")
+        return Inputs(load_image(path, image_size, cfg.data.channels)[None].to(torch.float32), output_names([path]),
+                      [printable(path.name)])
     if args.input:
         from translab.data.images import read_image_folder
 
@@ -120,8 +134,12 @@ def run(args) -> int:
     from translab.loading import load_method
 
     out = check_out(Path(args.out), args.overwrite)  # before any model or image is loaded
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     run_path = resolve_run(args.run)
-    device = "cuda" if __import__("torch").cuda.is_available() else "cpu"
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     method, cfg, info = load_method(run_path, map_location=device, as_method=args.as_method,
                                     overrides=parse_set_pairs(args.overrides))
     if args.direction not in method.directions():
@@ -132,8 +150,6 @@ def run(args) -> int:
     inputs = load_inputs(args, cfg, args.direction, cfg.data.image_size)
     skipped = report_skipped(inputs.skipped)
     images = inputs.images
-    import torch
-
     from translab.evaluation import translate_all
 
     outputs, nfe, seconds = translate_all(method, images, args.direction, args.steps, args.batch_size, device,
