@@ -245,3 +245,21 @@ def test_accuracy_vs_faithfulness_joins_one_runs_settings_and_needs_an_accuracy(
     with Image.open(io.BytesIO(fig.png)) as im:
         assert im.format == "PNG"
     assert accuracy_vs_faithfulness([_entry("runs/x", {}, None, 5.0)]) is None
+
+
+def test_result_files_name_runs_without_machine_paths(runs, tmp_path, monkeypatch):
+    """Evaluation files and reports made inside a project folder name runs relative to it, and a shipped model
+    by its name: a committed report then holds no machine's absolute paths."""
+    from translab.shipped import portable_path, shipped_models
+
+    monkeypatch.chdir(runs["run1"].parent)
+    assert main(["evaluate", "--run", "cond", "--limit", "2", "--threads", "1", "--no-progress",
+                 "--no-inception"]) == 0
+    e = json.loads(Path("cond/eval/ddib_a2b_3_limit2.json").read_text())
+    assert e["run"] == "cond" and e["checkpoint"]["checkpoint"].startswith("cond/checkpoints/")
+    assert main(["compare", "cond", "uncond", "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert str(runs["run1"].parent) not in md and "`cond`" in md
+    name, folder = next(iter(shipped_models().items()))
+    assert portable_path(folder) == name and portable_path(folder / "model.safetensors") == f"{name}/model.safetensors"
+    assert portable_path("/nowhere/run") == "/nowhere/run"  # outside both: as given

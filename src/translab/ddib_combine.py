@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from translab.methods.base import MethodError
+from translab.shipped import portable_path
 
 
 def _side(run, domain: str):
@@ -63,9 +64,9 @@ def combine_ddib(run_a: str | Path, run_b: str | Path, out_dir: str | Path) -> P
               metadata={"step": str(min(info_a["step"], info_b["step"])), "method": "ddib"})
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     record = {"method": "ddib", "combined_from": {
-        "a": {"run": str(run_a), "checkpoint": info_a["checkpoint"], "steps": info_a["step"],
+        "a": {"run": portable_path(run_a), "checkpoint": portable_path(info_a["checkpoint"]), "steps": info_a["step"],
               "wall_seconds": info_a.get("wall_seconds"), "data": da["data"]},
-        "b": {"run": str(run_b), "checkpoint": info_b["checkpoint"], "steps": info_b["step"],
+        "b": {"run": portable_path(run_b), "checkpoint": portable_path(info_b["checkpoint"]), "steps": info_b["step"],
               "wall_seconds": info_b.get("wall_seconds"), "data": db["data"]}},
         "steps": min(info_a["step"], info_b["step"]),
         "wall_seconds": sum(i.get("wall_seconds") or 0.0 for i in (info_a, info_b)) or None}

@@ -350,23 +350,42 @@ def cycle_error(method, x: torch.Tensor, y: torch.Tensor, back: str, steps: int 
             "n_images": n_cyc}
 
 
-def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
-    """Evaluate one run directory; returns (the result dict, path of the JSON written under RUN/eval/)."""
-    from translab.data import build_domain_pair
-    from translab.rundir import RunDir
+def _load_for_eval(run, opts: EvalOptions):
+    """(method, config, checkpoint info, direction) for evaluating a run; clear errors for a wrong direction."""
     from translab.loading import load_method
+    from translab.shipped import portable_path
 
-    t_start = time.perf_counter()
-    run = RunDir(run_dir)
-    trained_as = run.read_config().get("method")  # clear error when RUN is not a run directory
     method, cfg, info = load_method(run.path, map_location=opts.device, as_method=opts.as_method,
                                     overrides=opts.overrides)
+    info = {**info, "checkpoint": portable_path(info["checkpoint"])}
     if opts.compile:
         compile_for_inference(method)
     direction = check_direction(opts.direction)
     if direction not in method.directions():
         raise MethodError(f"{method.name} in {run.path} translates only {', '.join(method.directions())}, "
                           f"not {direction}")
+    return method, cfg, info, direction
+
+
+def _dataset_block(pair, dataset: str, src: str, tgt: str, x: torch.Tensor, real: torch.Tensor,
+                   limit: int | None) -> dict:
+    return {"type": dataset, "name": pair.name, "source": pair.source,
+            "image_size": pair.image_size, "channels": int(x.shape[1]),
+            "source_domain": pair.domain_names[0 if src == "a" else 1],
+            "target_domain": pair.domain_names[0 if tgt == "a" else 1], "split": "test",
+            "n_inputs": int(x.shape[0]), "n_reference": int(real.shape[0]), "limit": limit}
+
+
+def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
+    """Evaluate one run directory; returns (the result dict, path of the JSON written under RUN/eval/)."""
+    from translab.data import build_domain_pair
+    from translab.rundir import RunDir
+    from translab.shipped import portable_path
+
+    t_start = time.perf_counter()
+    run = RunDir(run_dir)
+    trained_as = run.read_config().get("method")  # clear error when RUN is not a run directory
+    method, cfg, info, direction = _load_for_eval(run, opts)
     steps = opts.steps or method.default_steps()
     src, tgt = direction.split("2")
     pair = build_domain_pair(cfg.data)
@@ -378,23 +397,16 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
     y, nfe, seconds = translate_all(method, x, direction, steps, opts.batch_size, opts.device, gen, opts.progress,
                                     f"{method.name} {direction}")
     metrics = {"cycle_error": cycle_error(method, x, y, f"{tgt}2{src}", steps, opts, gen)}
-
     truth = true_counterparts(pair, src, tgt, opts.limit)
     metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts,
                                    counterpart=truth))
 
     stem = eval_stem(method.name, direction, steps, opts.overrides, opts.limit)
     samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y, truth)
-
     result = {
-        "run": str(run.path), "run_name": run.path.name, "method": method.name, "trained_as": trained_as,
-        "as_method": opts.as_method,
-        "direction": direction, "steps": steps, "overrides": opts.overrides, "checkpoint": info,
-        "dataset": {"type": dataset, "name": pair.name, "source": pair.source, "image_size": pair.image_size,
-                    "channels": int(x.shape[1]),
-                    "source_domain": pair.domain_names[0 if src == "a" else 1],
-                    "target_domain": pair.domain_names[0 if tgt == "a" else 1], "split": "test",
-                    "n_inputs": int(x.shape[0]), "n_reference": int(real.shape[0]), "limit": opts.limit},
+        "run": portable_path(run.path), "run_name": run.path.name, "method": method.name, "trained_as": trained_as,
+        "as_method": opts.as_method, "direction": direction, "steps": steps, "overrides": opts.overrides,
+        "checkpoint": info, "dataset": _dataset_block(pair, dataset, src, tgt, x, real, opts.limit),
         "metrics": metrics,
         "cost": {"nfe_per_image": nfe, "images_per_s": x.shape[0] / seconds if seconds > 0 else None,
                  "translate_seconds": seconds, "wall_seconds": time.perf_counter() - t_start,
@@ -409,5 +421,4 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     result = json_clean(result)
-    path = run.write_json(f"eval/{stem}.json", result)
-    return result, path
+    return result, run.write_json(f"eval/{stem}.json", result)

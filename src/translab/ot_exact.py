@@ -351,9 +351,10 @@ def _plan_summary(ot_plan: OTPlan, idx: np.ndarray, units: str) -> dict:
 def _result_dict(run, pair, data_cfg, x, real, limit, metrics, ot_plan, t_start, samples, batch_size, device):
     """The evaluation file's fields, as ``translab evaluate`` writes them (translab.evaluation.evaluate_run)."""
     from translab.evaluation import INCEPTION_NOTE
+    from translab.shipped import portable_path
 
     return {
-        "run": str(run.path), "run_name": run.path.name, "method": METHOD, "trained_as": None, "as_method": None,
+        "run": portable_path(run.path), "run_name": run.path.name, "method": METHOD, "trained_as": None, "as_method": None,
         "direction": "a2b", "steps": None, "overrides": {}, "checkpoint": None,
         "reference": {"kind": "exact optimal transport between the test sets",
                       "note": "not a translator: its outputs are real target test images"},

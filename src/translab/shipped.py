@@ -45,6 +45,20 @@ def is_shipped(path: Path) -> bool:
         return False
 
 
+def portable_path(path: str | Path) -> str:
+    """How a result file names a model or run: a shipped model by its name ('emoji-m2f/ddib', or
+    'emoji-m2f/ddib/model.safetensors' for a file in it), a path under the working directory relative to it,
+    anything else as given. Reports committed to a repository then hold no machine's absolute paths."""
+    p = Path(path).resolve()
+    root = shipped_root().resolve()
+    for base in (root, Path.cwd().resolve()):
+        try:
+            return p.relative_to(base).as_posix() or "."
+        except ValueError:
+            continue
+    return str(path)
+
+
 def working_copy(name_or_path: str, dest_root: str | Path) -> Path:
     """A writable run directory for ``--run``: shipped models are copied to dest_root/<dataset>-<method>
     (evaluations and analyses then land there, never inside the installed package)."""

@@ -69,20 +69,24 @@ def check_positive(name: str, values) -> None:
             raise ConfigError(f"{name} must be at least 1, got {v}")
 
 
+def check_arguments(args) -> None:
+    check_positive("--limit", [args.limit])
+    check_positive("--sweep-limit", [args.sweep_limit])
+    check_positive("--steps", [args.steps])
+    check_positive("--sweep-steps", args.sweep_steps)
+
+
 def run(args) -> int:
     import torch
 
     from translab.data import build_domain_pair
     from translab.methods.base import LatentBridge, MethodError, ReleasedChains
-    from translab.shipped import is_shipped, resolve_run, working_copy
+    from translab.shipped import is_shipped, portable_path, resolve_run, working_copy
     from translab.loading import load_method
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    check_positive("--limit", [args.limit])
-    check_positive("--sweep-limit", [args.sweep_limit])
-    check_positive("--steps", [args.steps])
-    check_positive("--sweep-steps", args.sweep_steps)
+    check_arguments(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     path = resolve_run(args.run)
     if is_shipped(path):  # never write into the installed package
@@ -103,7 +107,8 @@ def run(args) -> int:
         method = method.with_inference(guidance=1.0)
     out = Path(args.out_dir) if args.out_dir else run_directory(path) / "analysis"
     pair = build_domain_pair(cfg.data)
-    header = {"run": str(path), "run_name": run_directory(path).name, "method": method.name, "checkpoint": info,
+    info = {**info, "checkpoint": portable_path(info["checkpoint"])}
+    header = {"run": portable_path(path), "run_name": run_directory(path).name, "method": method.name, "checkpoint": info,
               "dataset": {"type": cfg.data.dataset, "name": pair.name, "image_size": pair.image_size,
                           "domains": list(pair.domain_names), "split": "test"}}
     print(f"latent analysis of {method.name} ({info['checkpoint']}, step {info['step']}) on {pair.name}, "

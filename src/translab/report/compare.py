@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from translab.shipped import portable_path
 from translab.report.plots import (Figure, accuracy_vs_faithfulness, quality_vs_nfe, realism_vs_faithfulness,
                                    side_by_side)
 from translab.report.tables import (build_table, extractor_descriptions, load_evals, ot_reference_lines,
@@ -89,7 +90,7 @@ def build_report(run_dirs: list[str | Path], title: str = "translab comparison")
     trade_off = accuracy_vs_faithfulness(evals)
     figures = side_by_side(evals) + [realism_vs_faithfulness(evals), quality_vs_nfe(evals)]
     figures += [trade_off] if trade_off is not None else []
-    runs = list(dict.fromkeys(str(e["_run_dir"]) for e in evals))
+    runs = list(dict.fromkeys(portable_path(e["_run_dir"]) for e in evals))
     return Report(title=title, created=_dt.datetime.now().isoformat(timespec="seconds"), runs=runs,
                   headers=headers, rows=rows, protocol=protocol_lines(evals), notes=unavailable_notes(evals),
                   figures=figures, analysis=collect_analysis([Path(r) for r in run_dirs]))
