@@ -276,6 +276,7 @@ def test_latent_command_unit_ddpm(tmp_path):
     assert data["entries"][0]["metrics"]["fid_kid"]["inception"]["available"] is False
     md = (out / "unit_release_sweep.md").read_text()
     assert "| 10 |" in md and "| 50 |" in md
+    assert "tone kept" not in md and "FID [inception]" not in md  # columns with no value anywhere are left out
     assert main(["latent", "--run", str(run), "--release-ts", "100", "--out-dir", str(out)]) == 2  # T = 100
 
 
@@ -293,3 +294,15 @@ def test_attribute_probes_find_a_coded_tone_and_not_one_in_noise():
     assert res["coded"]["tone"]["accuracy"] > 0.95 and res["coded"]["tone"]["classes"] == 3
     # chance: the held-out majority share, about 1/3 (std of 90 held-out draws about 0.05)
     assert abs(res["noise"]["tone"]["accuracy"] - res["noise"]["tone"]["chance"]) < 0.2
+
+
+def test_release_sweep_rows_carry_the_kept_attributes_and_the_counterpart_ratio():
+    from translab.analysis.unit_release import flat_row, markdown_table
+
+    metrics = {"fid_kid": {}, "transport_cost": {"value": 0.5}, "attribute_accuracy": {"value": 0.9},
+               "tone_kept": {"available": True, "value": 0.75}, "concept_kept": {"available": True, "value": 0.5},
+               "counterpart": {"distance": {"pixel": {"ratio": 0.6}}}}
+    row = flat_row(250, 60, metrics)
+    assert (row["tone_kept"], row["concept_kept"], row["pixel_ratio"], row["accuracy"]) == (0.75, 0.5, 0.6, 0.9)
+    md = markdown_table([row])
+    assert "| tone kept | concept kept |" in md and "| 250 | 60 | 0.9 | 0.75 | 0.5 | 0.6 | 0.5 |" in md

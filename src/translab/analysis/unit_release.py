@@ -44,13 +44,18 @@ def flat_row(t_r: int, nfe: int, metrics: dict) -> dict:
     fid = metrics["fid_kid"]
     hue = metrics.get("hue_error") or {}
     acc = metrics.get("target_accuracy") or metrics.get("attribute_accuracy")
+    counterpart = metrics.get("counterpart") or {}
     return {"release_t": t_r, "nfe": nfe, "accuracy": _value(acc), "hue_error_deg": hue.get("mean_deg"),
+            "tone_kept": _value(metrics.get("tone_kept")), "concept_kept": _value(metrics.get("concept_kept")),
+            "pixel_ratio": (counterpart.get("distance") or {}).get("pixel", {}).get("ratio"),
             "transport_cost": metrics["transport_cost"]["value"],
             "fid_classifier": _value(fid.get("classifier"), "fid"),
             "fid_inception": _value(fid.get("inception"), "fid")}
 
 
 COLUMNS = (("release_t", "t_r"), ("nfe", "NFE"), ("accuracy", "target accuracy"), ("hue_error_deg", "hue error (deg)"),
+           ("tone_kept", "tone kept"), ("concept_kept", "concept kept"),
+           ("pixel_ratio", "pixel distance to counterpart / input's"),
            ("transport_cost", "transport cost"), ("fid_classifier", "FID [classifier]"),
            ("fid_inception", "FID [inception]"))
 
@@ -62,8 +67,9 @@ def markdown_table(rows: list[dict]) -> str:
             return "n/a"
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    lines = ["| " + " | ".join(label for _, label in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt(r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
+    cols = [(k, label) for i, (k, label) in enumerate(COLUMNS) if i < 2 or any(r.get(k) is not None for r in rows)]
+    lines = ["| " + " | ".join(label for _, label in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -162,8 +168,8 @@ def _sweep(method, x, measure, release_ts, direction, steps, batch_size, device,
         shown.append(y[:OUTPUTS_SHOWN])
         entries.append({"release_t": t_r, "nfe_per_image": nfe, "translate_seconds": round(seconds, 3),
                         "metrics": metrics})
-        log(f"[release] t_r={t_r}: " + ", ".join(f"{label} {'n/a' if row[k] is None else f'{row[k]:.4g}'}"
-                                                 for k, label in COLUMNS[2:]) +
+        log(f"[release] t_r={t_r}: " + ", ".join(f"{label} {row[k]:.4g}" for k, label in COLUMNS[2:]
+                                                 if row[k] is not None) +
             f" ({time.perf_counter() - t0:.1f} s)")
     return entries, rows, shown
 
