@@ -1,3 +1,3 @@
 """translab: unpaired image-to-image translation with diffusion models, measured against GAN and OT baselines."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
