@@ -28,6 +28,7 @@ from translab.evaluation import (HUE_DATASETS, TARGET_READERS, EvalOptions, clas
                                  shipped_reader, target_class_name, true_counterparts)
 from translab.metrics.color import hue_error, transport_cost
 from translab.training import load_method
+from translab.shipped import portable_path
 
 
 def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: str, steps: int | None, dataset: str,
@@ -88,7 +89,7 @@ def main() -> None:
     target = target_class_name(pair, tgt, dataset)
     truth = true_counterparts(pair, src, tgt, args.limit)
     out = run / "analysis" / f"{args.name}.json"
-    settings = {"run": str(run), "direction": args.direction, "limit": int(x.shape[0]), "steps": args.steps,
+    settings = {"run": portable_path(run), "direction": args.direction, "limit": int(x.shape[0]), "steps": args.steps,
                 "overrides": overrides}
     scored = earlier_rows(out, settings)
     rows = []
