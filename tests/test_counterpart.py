@@ -78,3 +78,14 @@ def test_unpaired_test_sets_have_no_counterparts(cmnist_pair):
     from translab.evaluation import true_counterparts
 
     assert true_counterparts(cmnist_pair, "a", "b") is None
+
+
+def test_without_a_reader_retrieval_runs_in_pixels_and_finds_an_exact_copy():
+    from translab.metrics.counterpart import counterpart_metrics
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.rand(6, 3, 8, 8, generator=g) * 2 - 1
+    x = torch.rand(6, 3, 8, 8, generator=g) * 2 - 1
+    m = counterpart_metrics(x, truth.clone(), truth, None)
+    assert m["retrieval"]["space"] == "pixels" and m["retrieval"]["output"]["top1"] == 1.0
+    assert m["distance"]["pixel"]["output"] == 0 and m["distance"]["pixel"]["ratio"] == 0

@@ -122,3 +122,51 @@ def test_cli_data_show_folders(pair_root, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "A train:      6" in text and "16 x 16" in text
     assert Image.open(out).size == (2 * (3 * 18 + 2), 2 * (4 * 18 + 2))
+
+
+def test_pairing_file_aligns_the_test_sets_and_drops_a_pair_with_a_bad_file(pair_root):
+    from translab.evaluation import true_counterparts
+
+    root, _ = pair_root
+    (root / "testB" / "testB_002.png").write_bytes(b"not an image")
+    lines = ["# testA file, its true counterpart in testB", "testA_000.png,testB_003.png", "",
+             "testA_001.png, testB_002.png", "testA_004.png,testB_000.png"]
+    (root / "test_pairs.csv").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="testB_002"):
+        pair = build_folder_pair(root, 16)
+    a, b = pair.get("a", "test"), pair.get("b", "test")
+    assert a.names == ["testA_000", "testA_004"] and b.names == ["testB_003", "testB_000"]
+    assert pair.notes["paired_test"] and pair.notes["pairs_listed"] == 3 and pair.notes["pairs_dropped"] == 1
+    assert torch.equal(a.meta["pair"], torch.tensor([0, 1])) and len(pair.get("a", "train")) == 6
+    truth = true_counterparts(pair, "a", "b")
+    assert torch.equal(truth, torch.stack([b[0], b[1]]))
+    assert torch.equal(true_counterparts(pair.swapped(), "a", "b"), torch.stack([a[0], a[1]]))
+
+
+@pytest.mark.parametrize("line, why", [("testA_000.png", "expected 'testA_file,testB_file'"),
+                                       ("testA_000.png,nope.png", "is not a file"),
+                                       ("testA_000.png,testB_000.png\ntestA_000.png,testB_001.png", "listed twice")])
+def test_a_bad_pairing_file_is_one_line_naming_it(pair_root, line, why):
+    root, _ = pair_root
+    (root / "test_pairs.csv").write_text(line + "\n")
+    with pytest.raises(DataError, match=why) as e:
+        build_folder_pair(root, 16)
+    assert "test_pairs.csv line" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_evaluate_scores_a_paired_folder_pair_against_its_counterparts(pair_root, tmp_path):
+    import json
+
+    from tiny_runs import tiny_ddib
+    from translab.training import train
+
+    root, _ = pair_root
+    (root / "test_pairs.csv").write_text("".join(f"testA_{i:03d}.png,testB_{5 - i:03d}.png\n" for i in range(4)))
+    cfg = tiny_ddib(2, "data.dataset=folders", f"data.root={root}")
+    train(cfg, tmp_path / "run")
+    assert main(["evaluate", "--run", str(tmp_path / "run"), "--threads", "1", "--no-progress",
+                 "--no-inception"]) == 0
+    e = json.loads(next((tmp_path / "run" / "eval").glob("*.json")).read_text())
+    c = e["metrics"]["counterpart"]
+    assert c["n_images"] == 4 and c["retrieval"]["space"] == "pixels"
+    assert c["distance"]["pixel"]["ratio"] > 0 and 0 <= c["retrieval"]["output"]["top1"] <= 1

@@ -277,14 +277,14 @@ def kept_and_counterpart(x: torch.Tensor, y: torch.Tensor, dataset: str, opts: E
     for key, name in KEPT_READERS.get(dataset, {}).items():
         reader = shipped_reader(name, opts.device)
         out[key] = {**reader_agreement(reader, x, y, opts.batch_size), "reader": reader.path}
-    if counterpart is None or dataset not in COUNTERPART_SPACE:
+    if counterpart is None:
         return out
     features = {}
     if inception is not None and inception.available:
         f = [features_for([inception], im, key)["inception"]
              for im, key in ((x, None), (y, None), (counterpart, reference_key(tgt)))]
         features["inception"] = (inception.describe, tuple(f))
-    space = shipped_reader(COUNTERPART_SPACE[dataset], opts.device)
+    space = shipped_reader(COUNTERPART_SPACE[dataset], opts.device) if dataset in COUNTERPART_SPACE else None
     out["counterpart"] = counterpart_metrics(x, y, counterpart, space, features, opts.batch_size)
     return out
 

@@ -64,21 +64,28 @@ def distance_pair(x: torch.Tensor, y: torch.Tensor, truth: torch.Tensor, units: 
             "share_nearer_than_input": float((d_out < d_in).float().mean()), "units": units}
 
 
-def counterpart_metrics(x: torch.Tensor, y: torch.Tensor, truth: torch.Tensor, space: ImageClassifier,
+def counterpart_metrics(x: torch.Tensor, y: torch.Tensor, truth: torch.Tensor, space: ImageClassifier | None,
                         features: dict | None = None, batch_size: int = 256) -> dict:
     """Outputs y against their true counterparts ``truth`` (x, y, truth (N, C, H, W) in [-1, 1], rows aligned):
-    retrieval (output and input as queries) in the penultimate features of ``space``, and distances in pixels and
-    in each feature space of ``features`` ({name: (description, (f_x, f_y, f_truth))}, e.g. Inception pool3)."""
+    retrieval (output and input as queries) and distances in pixels and in each feature space of ``features``
+    ({name: (description, (f_x, f_y, f_truth))}, e.g. Inception pool3). Retrieval runs in the penultimate features
+    of the reader ``space``; without one (a folder pair), in the first space of ``features``, else in pixels."""
     if not (x.shape[0] == y.shape[0] == truth.shape[0]) or x.shape[0] == 0:
         raise ValueError(f"counterpart metrics need aligned inputs, outputs and counterparts, got "
                          f"{x.shape[0]}, {y.shape[0]} and {truth.shape[0]} images")
-    fx, fy, ft = (classifier_outputs(space, im, batch_size)[0] for im in (x, y, truth))
-    name = getattr(space, "path", None) or "the retrieval reader"
     distance = {"pixel": distance_pair(x, y, truth, MSE_UNITS)}
     for key, (what, (gx, gy, gt)) in (features or {}).items():
         distance[key] = {**distance_pair(gx, gy, gt, "mean squared difference per feature"), "space": what}
+    if space is not None:
+        fx, fy, ft = (classifier_outputs(space, im, batch_size)[0] for im in (x, y, truth))
+        name = getattr(space, "path", None) or "the retrieval reader"
+        where = f"penultimate features ({space.num_features}-d) of {name}"
+    elif features:
+        where, (fx, fy, ft) = next(iter(features.values()))
+    else:
+        fx, fy, ft = (im.flatten(1) for im in (x, y, truth))
+        where = "pixels"
     return {"available": True, "n_images": int(x.shape[0]),
             "retrieval": {"output": counterpart_retrieval(fy, ft), "input": counterpart_retrieval(fx, ft),
-                          "space": f"penultimate features ({space.num_features}-d) of {name}",
-                          "among": f"the {truth.shape[0]} true counterparts (test targets)"},
+                          "space": where, "among": f"the {truth.shape[0]} true counterparts (test targets)"},
             "distance": distance}
