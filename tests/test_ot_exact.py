@@ -193,9 +193,13 @@ def tiny_ddib_run(tmp_path_factory):
 
 
 def _table(md: str) -> tuple[list[str], dict[str, list[str]]]:
-    lines = [line for line in md.splitlines() if line.startswith("| ")]
-    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
-    return cells[0], {row[0]: row for row in cells[1:]}
+    """The metrics table (the report's first): its header cells and its rows by label."""
+    block = md.split("## Metrics", 1)[1].split("\n\n")[1]
+    cells = [[c.strip() for c in line.strip()[1:-1].split(" | ")] for line in block.splitlines()]
+    return cells[0], {row[0]: row for row in cells[2:]}
+
+
+RATIO = "transport cost / exact OT \u2193"
 
 
 def test_report_shows_the_reference_row_and_the_ratio_column(tiny_ddib_run, tmp_path):
@@ -208,34 +212,62 @@ def test_report_shows_the_reference_row_and_the_ratio_column(tiny_ddib_run, tmp_
     assert main(["compare", str(run), str(ot_dir), "--out", str(out)]) == 0
     md = (out / "report.md").read_text()
     header, rows = _table(md)
-    col = header.index("transport cost / exact OT")
+    col = header.index(RATIO)
     assert header[col - 1].startswith("transport cost (MSE")
-    ot_row = next(r for k, r in rows.items() if k.startswith("ot-exact a2b (exact OT reference)"))
-    ddib_row = next(r for k, r in rows.items() if k.startswith("ddib a2b"))
     exact = ref["metrics"]["ot_exact"]["cost"]
-    assert float(ddib_row[col]) == pytest.approx(ddib["metrics"]["transport_cost"]["value"] / exact, abs=6e-4)
-    assert ot_row[col] == "1.000"  # 6 to 6 images: the hard assignment is the optimal plan itself
-    assert ot_row[header.index("NFE / image")] == "n/a"
+    assert float(rows["ddib a2b"][col]) == pytest.approx(ddib["metrics"]["transport_cost"]["value"] / exact, abs=6e-4)
+    assert rows["ot-exact a2b"][col] == "1.000"  # 6 to 6 images: the hard assignment is the optimal plan itself
+    assert rows["ot-exact a2b"][header.index("NFE / image \u2193")] == "n/a"
     assert f"divided by {exact:.5f}" in md and "ot-exact a2b (exact OT reference) @ ot-ref" in md
     html = (out / "report.html").read_text()
-    assert "<th>transport cost / exact OT</th>" in html and f"divided by {exact:.5f}" in html
+    assert "<th>transport cost / exact OT&nbsp;\u2193</th>" in html and f"divided by {exact:.5f}" in html
+    assert '<tr class="reference"><td>ot-exact a2b</td>' in html
 
 
-def test_ratio_comes_from_the_cache_only_for_the_same_test_sets(tiny_ddib_run, tmp_path):
+def _tables_only(md: str) -> str:
+    """The report without its creation time (the one line that differs between two renderings)."""
+    return "\n".join(line for line in md.splitlines() if not line.startswith("Created "))
+
+
+def test_ratio_comes_only_from_a_compared_ot_exact_run_of_the_same_test_sets(tiny_ddib_run, tmp_path, monkeypatch):
+    """The report reads only the run directories it is given: with the ot-exact run among them the ratio is
+    there whatever $TRANSLAB_CACHE holds, without it the column is n/a with the reason, on every machine."""
+    import hashlib
+
+    from translab.ot_exact import data_identity
+
     run, cfg = tiny_ddib_run
-    out = tmp_path / "r0"
-    assert main(["compare", str(run), "--out", str(out)]) == 0
-    assert "exact OT" not in (out / "report.md").read_text()  # nothing known yet: no column
+    other = tmp_path / "other"
+    evaluate_ot_exact(other, limit=5, inception=False, progress=False, data_cfg=cfg.data)
+    assert main(["compare", str(run), str(other), "--out", str(tmp_path / "r1")]) == 0
+    header, rows = _table((tmp_path / "r1" / "report.md").read_text())
+    assert rows["ddib a2b"][header.index(RATIO)] == "n/a"  # 5 images, not the evaluated 6: never divided
+    assert ("n/a for ddib a2b: the test sets differ from those of the ot-exact run (n_inputs 6 here, 5 in the "
+            "ot-exact run") in (tmp_path / "r1" / "report.md").read_text()
 
-    evaluate_ot_exact(tmp_path / "other", limit=5, inception=False, progress=False, data_cfg=cfg.data)
-    assert main(["compare", str(run), "--out", str(tmp_path / "r1")]) == 0
-    assert "exact OT" not in (tmp_path / "r1" / "report.md").read_text()  # 5 images, not the evaluated 6
+    same = tmp_path / "same"
+    path = evaluate_ot_exact(same, limit=6, inception=False, progress=False, data_cfg=cfg.data)
+    # a result kept where older versions looked it up (the per-user cache) is never read
+    result = json.loads(path.read_text())
+    kept = tmp_path / "cache" / "ot-exact" / "results" / \
+        f"{hashlib.sha256(data_identity(result).encode()).hexdigest()[:32]}.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps({**result, "cached_from": str(path)}))
+    assert main(["compare", str(run), "--out", str(tmp_path / "r0")]) == 0
+    md0 = (tmp_path / "r0" / "report.md").read_text()
+    assert "transport cost / exact OT n/a" in md0 and "no ot-exact run among the compared runs" in md0
+    assert str(path) not in md0 and "kept in the cache" not in md0
 
-    path = evaluate_ot_exact(tmp_path / "same", limit=6, inception=False, progress=False, data_cfg=cfg.data)
-    assert main(["compare", str(run), "--out", str(tmp_path / "r2")]) == 0
-    md = (tmp_path / "r2" / "report.md").read_text()
-    header, rows = _table(md)
-    assert "transport cost / exact OT" in header and f"kept in the cache from {path}" in md
+    assert main(["compare", str(run), str(same), "--out", str(tmp_path / "r2")]) == 0
+    md2 = (tmp_path / "r2" / "report.md").read_text()
+    header, rows = _table(md2)
+    assert rows["ddib a2b"][header.index(RATIO)] != "n/a"
+    empty = tmp_path / "fresh-cache"
+    empty.mkdir()
+    monkeypatch.setenv("TRANSLAB_CACHE", str(empty))  # another machine: nothing cached
+    assert main(["compare", str(run), str(same), "--out", str(tmp_path / "r3")]) == 0
+    assert _tables_only((tmp_path / "r3" / "report.md").read_text()) == _tables_only(md2)
+    assert list(empty.iterdir()) == []  # and the report wrote nothing there
 
 
 def test_every_shipped_run_matches_the_exact_ot_problem_of_its_test_sets():

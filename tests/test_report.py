@@ -128,27 +128,59 @@ def test_stochastic_evaluation_is_seeded(runs, tmp_path):
     assert not torch.equal(sa, sc)
 
 
+def _md_tables(md: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every Markdown table of a report: (header cells, rows of cells)."""
+    tables, block = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append([c.strip() for c in line.strip()[1:-1].split(" | ")])
+        elif block:
+            tables.append((block[0], block[2:]))  # block[1]: the |---| line
+            block = []
+    return tables
+
+
 def test_markdown_report_has_table_protocol_and_every_figure(runs):
     out = runs["out"]
     md = (out / "report.md").read_text()
-    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    (header, rows), (settings_header, settings_rows) = _md_tables(md)[:2]
+    same = "\n".join(line for line in md.splitlines() if line.startswith("Same in every row:"))
+    # every metric is a column of the metrics table, or named once in the line under it when it is the same in
+    # every row; speed and device describe the rows in the second table
     for col in ("FID (inception)", "KID (inception)", "FID (classifier)", "KID (classifier)", "hue error (deg)",
-                "transport cost", "SSIM", "cycle error", "NFE / image", "images / s", "attribute accuracy"):
-        assert col in header, col
-    rows = [line for line in md.splitlines() if line.startswith("| ") and "@" in line]
-    assert len(rows) == 4
+                "transport cost", "SSIM", "cycle error", "NFE / image", "attribute accuracy"):
+        assert any(h.startswith(col) for h in header) or col in same, col
+    for col in ("images / s", "device", "test images"):
+        assert any(h.startswith(col) for h in settings_header) or col in same, col
+    assert header[0] == "method" and len(rows) == 4 and len(settings_rows) == 4
+    labels = [r[0] for r in rows]
+    assert len(set(labels)) == 4 and all(len(label) < 40 for label in labels)  # short, unique row labels
+    assert [r[0] for r in settings_rows] == labels and all("@" in r[1] for r in settings_rows)
     assert "antialias=False" in md and "not tiled to 10,000" in md
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
     # two sets of inputs (a2b and b2a) -> two side-by-side figures, plus the two plots
     names = sorted(Path(f).name for f in figures)
     expected = ["quality_vs_nfe.png", "realism_vs_faithfulness.png", "side_by_side_0.png", "side_by_side_1.png"]
-    has_accuracy = any("target accuracy" in line for line in md.splitlines() if line.startswith("| method"))
+    has_accuracy = any(h.startswith("target accuracy") for h in header) or "target accuracy" in same
     assert names == sorted(expected + (["accuracy_vs_faithfulness.png"] if has_accuracy else []))
     for f in figures:
         with Image.open(out / f) as im:
             assert im.format == "PNG" and im.size[0] > 100
     assert "latent_stats.json" in md and "latent_hist.png" in md
     assert (out / "analysis" / "uncond" / "latent_hist.png").is_file()
+
+
+def test_metric_headers_say_which_way_is_better_and_caveats_come_once(runs):
+    md = (runs["out"] / "report.md").read_text()
+    header, _ = _md_tables(md)[0]
+    for h in header[1:]:
+        assert h.endswith(("\u2193", "\u2191")) or "(input's)" in h, h
+    assert "\u2193 lower is better, \u2191 higher is better." in md
+    notes = [line for line in md.splitlines() if line.startswith("- ")]
+    assert len(notes) == len(set(notes))  # each caveat once
+    # the b2a and the limit caveats name their rows once instead of repeating per row
+    assert sum("--limit" in line for line in notes) <= 1
+    assert "transport cost / exact OT n/a for every row: no ot-exact run among the compared runs" in md
 
 
 def test_side_by_side_rows_follow_the_evaluations(runs):
@@ -170,30 +202,33 @@ def test_html_is_self_contained(runs):
         assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http://" not in html and "https://" not in html and "<link" not in html
     assert "antialias=False" in html and "FID (classifier)" in html
+    assert "<title>translab comparison</title>" in html and "document.title" not in html
 
 
-def _chromium_check(html_file: Path, tmp: Path) -> tuple[str, str]:
-    """(document.title after load, Chromium's stderr) from a headless --dump-dom run."""
+def _chromium_check(html_file: Path, tmp: Path) -> tuple[str, str, str]:
+    """(the page's load check, document.title after load, Chromium's stderr) from a headless --dump-dom run."""
     cmd = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp}",
            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", html_file.resolve().as_uri()]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    m = re.search(r"<title>([^<]*)</title>", p.stdout)
-    return (m.group(1) if m else ""), p.stderr
+    check = re.search(r'<div id="load-check" hidden="">([^<]*)</div>', p.stdout)
+    title = re.search(r"<title>([^<]*)</title>", p.stdout)
+    return (check.group(1) if check else ""), (title.group(1) if title else ""), p.stderr
 
 
 def test_html_loads_in_headless_chromium(runs, tmp_path):
     if not Path("/usr/bin/chromium").is_file():
         pytest.skip("/usr/bin/chromium is missing (Debian package 'chromium')")
-    title, err = _chromium_check(runs["out"] / "report.html", tmp_path / "profile")
-    assert title == "images-ok:5/5 errors:0", (title, err[-2000:])
+    check, title, err = _chromium_check(runs["out"] / "report.html", tmp_path / "profile")
+    assert check == "images-ok:5/5 errors:0", (check, err[-2000:])
+    assert title == "translab comparison"  # the check leaves the tab's title alone
     assert ":CONSOLE" not in err, err[-2000:]
     # the check can fail: a broken image and a script error are both caught
     bad = tmp_path / "bad.html"
     bad.write_text((runs["out"] / "report.html").read_text().replace(
         "</body>", '<img src="data:image/png;base64,AAAA"><script>notDefined();</script></body>'))
-    title, err = _chromium_check(bad, tmp_path / "profile2")
-    assert title.startswith("images-ok:5/6 errors:") and not title.endswith("errors:0"), title
+    check, _, err = _chromium_check(bad, tmp_path / "profile2")
+    assert check.startswith("images-ok:5/6 errors:") and not check.endswith("errors:0"), check
 
 
 def test_clear_errors(runs, tmp_path, capsys):
@@ -263,3 +298,70 @@ def test_result_files_name_runs_without_machine_paths(runs, tmp_path, monkeypatc
     name, folder = next(iter(shipped_models().items()))
     assert portable_path(folder) == name and portable_path(folder / "model.safetensors") == f"{name}/model.safetensors"
     assert portable_path("/nowhere/run") == "/nowhere/run"  # outside both: as given
+
+
+# --------------------------------------------------------------------------------------------------
+# the tables and figures from hand-made evaluation entries
+
+
+def test_short_labels_tell_apart_only_what_differs():
+    from translab.report.tables import short_labels
+
+    def e(method, run, steps=None, **over):
+        return {"method": method, "direction": "a2b", "run_name": run, "steps": steps, "overrides": over,
+                "dataset": {"n_inputs": 8}}
+
+    evals = [e("ddib", "r1", 8, **{"model.guidance": 1.0}), e("ddib", "r1", 8, **{"model.guidance": 3.0}),
+             e("unit-ddpm", "u1", 100), e("unit-ddpm", "u2", 100), e("cyclegan", "c"), e("cyclegan", "c")]
+    assert short_labels(evals) == ["ddib a2b (guidance=1.0)", "ddib a2b (guidance=3.0)", "unit-ddpm a2b (u1)",
+                                   "unit-ddpm a2b (u2)", "cyclegan a2b #1", "cyclegan a2b #2"]
+
+
+def test_constant_columns_leave_the_table_for_one_line_and_cells_keep_the_files_numbers():
+    from translab.report.tables import COLUMNS, make_table
+
+    def e(fid, kid, ssim):
+        return {"method": "m", "direction": "a2b", "metrics": {"fid_kid": {"inception": {
+            "available": False, "reason": "skipped"}, "classifier": {"available": True, "fid": fid, "kid_mean": kid}},
+            "ssim": {"mean": ssim}}}
+
+    evals = [e(12.345, -0.00001, 0.5), e(-0.0001, 0.25, 0.5)]
+    t = make_table(evals, ["a", "b"], COLUMNS)
+    assert t.headers == ["method", "FID (classifier) \u2193", "KID (classifier) \u2193"]
+    assert t.rows == [["a", "12.35", "0.0000"], ["b", "0.00", "0.2500"]]  # -0.0000 rounds to 0.0000, no sign
+    assert t.constant == ["FID (inception) n/a", "KID (inception) n/a", "SSIM 0.500"]
+    single = make_table(evals[:1], ["a"], COLUMNS)  # one row: nothing is "the same in every row"
+    assert "SSIM \u2191" in single.headers and single.constant == []
+
+
+def test_negative_kid_is_explained_once_naming_its_cells():
+    from translab.report.tables import negative_kid_note, unavailable_notes
+
+    evals = [{"method": "m", "direction": "a2b", "metrics": {
+        "fid_kid": {"classifier": {"available": True, "fid": 1.0, "kid_mean": kid, "kid_std": std}},
+        "cycle_error": {"available": False, "reason": "one way only"}}} for kid, std in ((-0.002, 0.001), (0.3, 0.0))]
+    note = negative_kid_note(evals, ["x", "y"])
+    assert "indistinguishable at this sample size" in note and "x: KID (classifier) -0.0020 \u00b1 0.0010" in note
+    assert "y:" not in note and negative_kid_note(evals[1:], ["y"]) is None
+    assert unavailable_notes(evals, ["x", "y"]) == ["cycle error n/a for every row: one way only"]
+
+
+def test_scatter_legend_sits_outside_the_points():
+    from translab.report.plots import _plt, _scatter
+
+    points = [((f"method {i} with a long label", f"C{i}", "o"), float(i), float(i * i + 1)) for i in range(6)]
+    fig = _scatter(points, "x", "y", "t")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # entirely right of the plotted area
+    _plt().close(fig)
+
+
+def test_reports_name_no_absolute_path(tmp_path):
+    from translab.report.notes import run_name, without_machine_paths
+
+    text = "weights: $TRANSLAB_INCEPTION_WEIGHTS (/work/shared/models/w-6726825d.pth), images in [-1, 1]"
+    assert without_machine_paths(text) == "weights: $TRANSLAB_INCEPTION_WEIGHTS (w-6726825d.pth), images in [-1, 1]"
+    assert run_name(tmp_path / "out" / "runs" / "a", tmp_path / "out") == "runs/a"
+    assert run_name("/nowhere/else/run", tmp_path / "out") == "run"

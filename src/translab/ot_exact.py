@@ -19,7 +19,8 @@ outputs are new images, not real 3s, is not bound by it: its cost may be lower t
 The plan is cached on disk (``$TRANSLAB_CACHE/ot-exact/plans``, see ``translab.feature_cache.cache_root``) as
 its at most n + m - 1 non-zero entries, keyed by a SHA-256 of both image tensors, so a changed image never
 hits a stale plan. ``evaluate_ot_exact`` writes the result as an evaluation file (method ``ot-exact``) into a
-pseudo run directory, with the same metrics as ``translab evaluate`` for the assigned target images.
+pseudo run directory, with the same metrics as ``translab evaluate`` for the assigned target images; a report
+shows the ratio to it only when that directory is among the compared runs (no result is kept elsewhere).
 """
 from __future__ import annotations
 
@@ -255,24 +256,6 @@ def data_identity(e: dict) -> str | None:
     return json.dumps(ident, sort_keys=True)
 
 
-def result_cache_path(identity: str) -> Path:
-    """Where the last ot-exact result for a problem identity is kept: $TRANSLAB_CACHE/ot-exact/results/."""
-    return feature_cache.cache_root() / "ot-exact" / "results" / \
-        f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
-
-
-def cached_result(identity: str | None) -> dict | None:
-    """The cached ot-exact evaluation for a problem identity, or None."""
-    if identity is None:
-        return None
-    path = result_cache_path(identity)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("method") == METHOD else None
-
-
 def _say(progress: bool, msg: str) -> None:
     if progress:
         print(f"[ot-exact] {msg}", flush=True)
@@ -323,9 +306,7 @@ def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: 
                                   "what": f"first {n_show} test images of domain a (row 1) and the target test "
                                           f"image the exact OT plan sends most of each one's mass to (row 2)"},
                                  batch_size, device))
-    path = run.write_json(f"eval/{stem}.json", result)
-    _keep_result(result, path)
-    return path
+    return run.write_json(f"eval/{stem}.json", result)
 
 
 def _plan_summary(ot_plan: OTPlan, idx: np.ndarray, units: str) -> dict:
@@ -376,14 +357,3 @@ def _result_dict(run, pair, data_cfg, x, real, limit, metrics, ot_plan, t_start,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
 
-
-def _keep_result(result: dict, path: Path) -> None:
-    """Copy the result into the cache so that reports without the ot-exact run can still show the ratio."""
-    identity = data_identity(result)
-    target = result_cache_path(identity)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps({**result, "cached_from": str(path)}, indent=2))
-    except OSError as e:
-        warnings.warn(f"exact OT cache: could not write {target} ({e}); reports will need the ot-exact run "
-                      f"directory for the transport-cost ratio", stacklevel=2)

@@ -1,7 +1,8 @@
 """Assemble the side-by-side comparison report from run directories only (no model is loaded).
 
-Reads RUN/eval/*.json (+ the ``*_samples.pt`` they name) and RUN/analysis/*.json, *.png, then writes
-OUT/report.md (figures as PNG files next to it) and OUT/report.html (self-contained: images as data URIs).
+Reads RUN/eval/*.json (+ the ``*_samples.pt`` they name) and RUN/analysis/*.json, *.png of the run directories
+given, nothing else (no cache), then writes OUT/report.md (figures as PNG files next to it) and
+OUT/report.html (self-contained: images as data URIs). The same run directories give the same tables anywhere.
 """
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from translab.shipped import portable_path
+from translab.report.notes import legend_line, metric_lines, protocol_lines, run_name, without_machine_paths
+from translab.report.otref import match_all, ratio_column, ratio_notes, reference_lines
 from translab.report.plots import (Figure, accuracy_vs_faithfulness, quality_vs_nfe, realism_vs_faithfulness,
                                    side_by_side)
-from translab.report.tables import (build_table, extractor_descriptions, load_evals, ot_reference_lines,
-                                    unavailable_notes)
+from translab.report.tables import (COLUMNS, SETTING_COLUMNS, Column, Table, get, load_evals, make_table,
+                                    negative_kid_note, short_labels, unavailable_notes)
 
 ANALYSIS_JSON_MAX_CHARS = 20000
 
@@ -31,38 +33,38 @@ class AnalysisItem:
 
 @dataclass
 class Report:
+    """Everything a page shows. ``table``: the metrics, one row per evaluation (``reference``: the rows that are
+    a reference, not a translator); ``legend``: how to read its arrows; ``notes``: each caveat once (why a cell
+    is n/a, negative KID); ``settings``: what each row label stands for, with speed and training."""
     title: str
     created: str
     runs: list[str]
-    headers: list[str]
-    rows: list[list[str]]
-    protocol: list[str]
+    table: Table
+    legend: str
     notes: list[str]
+    settings: Table
+    protocol: list[str]
     figures: list[Figure]
     analysis: list[AnalysisItem] = field(default_factory=list)
+    reference: list[bool] = field(default_factory=list)
+
+    @property
+    def headers(self) -> list[str]:
+        return self.table.headers
+
+    @property
+    def rows(self) -> list[list[str]]:
+        return self.table.rows
 
 
-def protocol_lines(evals: list[dict]) -> list[str]:
-    """What the numbers mean: FID protocol, units, reference sets, limits."""
-    lines = [
-        "Inception FID/KID use torchmetrics with antialias=False (torch-fidelity's resize), computed on the plain "
-        "test sets (not tiled to 10,000 images).",
-        "FID and KID compare each method's translations of the source test split with the target domain's real "
-        "test images; KID uses 100 random subsets of min(1000, n_real, n_generated) images and the cubic "
-        "polynomial kernel.",
-        "Transport cost and cycle error: mean squared difference per pixel and channel, images in [-1, 1] "
-        "(cycle error: input against its back-translation, same steps).",
-        "Hue error: circular distance in degrees between the foreground hues of input and output, over outputs "
-        "that have a foreground; the share without one is its own column.",
-    ]
-    lines += [f"Feature extractor {d}" for d in extractor_descriptions(evals)]
-    lines += ot_reference_lines(evals)
-    limited = [e for e in evals if (e.get("dataset") or {}).get("limit")]
-    for e in limited:
-        d = e["dataset"]
-        lines.append(f"{e['method']} {e['direction']} @ {e.get('run_name')}: evaluated on the first {d['n_inputs']} "
-                     f"test images only (--limit {d['limit']}); small sets bias FID upwards.")
-    return lines
+def metric_columns(ratio: Column) -> list[Column]:
+    """COLUMNS with the exact-OT ratio after the transport cost."""
+    cols = []
+    for c in COLUMNS:
+        cols.append(c)
+        if c.header.startswith("transport cost"):
+            cols.append(ratio)
+    return cols
 
 
 def collect_analysis(run_dirs: list[Path]) -> list[AnalysisItem]:
@@ -84,16 +86,36 @@ def collect_analysis(run_dirs: list[Path]) -> list[AnalysisItem]:
     return items
 
 
-def build_report(run_dirs: list[str | Path], title: str = "translab comparison") -> Report:
+def _once(lines: list[str]) -> list[str]:
+    """Each line once, in order, without a machine's absolute paths (a reason may quote one)."""
+    return list(dict.fromkeys(without_machine_paths(line) for line in lines))
+
+
+def build_report(run_dirs: list[str | Path], title: str = "translab comparison",
+                 out_dir: str | Path | None = None) -> Report:
+    """The report of every evaluation in ``run_dirs``, read from those folders only (``out_dir``: where it will
+    be written, so that runs inside it are named relative to it)."""
+    from translab.ot_exact import METHOD
+
     evals = load_evals(run_dirs)
-    headers, rows = build_table(evals)
+    labels = short_labels(evals)
+    matches = match_all(evals)
+    ratio = ratio_column(evals, matches)
+    ratio.always = any(get(e, "metrics", "transport_cost", "value") is not None for e in evals)
+    table = make_table(evals, labels, metric_columns(ratio))
+    notes = ratio_notes(evals, labels, matches) + unavailable_notes(evals, labels)
+    notes += [n for n in [negative_kid_note(evals, labels)] if n]
+    settings = make_table(evals, labels, SETTING_COLUMNS, first="row")
     trade_off = accuracy_vs_faithfulness(evals)
     figures = side_by_side(evals) + [realism_vs_faithfulness(evals), quality_vs_nfe(evals)]
     figures += [trade_off] if trade_off is not None else []
-    runs = list(dict.fromkeys(portable_path(e["_run_dir"]) for e in evals))
-    return Report(title=title, created=_dt.datetime.now().isoformat(timespec="seconds"), runs=runs,
-                  headers=headers, rows=rows, protocol=protocol_lines(evals), notes=unavailable_notes(evals),
-                  figures=figures, analysis=collect_analysis([Path(r) for r in run_dirs]))
+    runs = list(dict.fromkeys(run_name(e["_run_dir"], out_dir) for e in evals))
+    protocol = metric_lines(evals, table.headers) + protocol_lines(evals, labels) + reference_lines(evals, matches)
+    return Report(title=title, created=_dt.datetime.now().isoformat(timespec="seconds"), runs=runs, table=table,
+                  legend=legend_line(table.headers), notes=_once(notes), settings=settings,
+                  protocol=_once(protocol), figures=figures,
+                  analysis=collect_analysis([Path(r) for r in run_dirs]),
+                  reference=[e.get("method") == METHOD for e in evals])
 
 
 def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "translab comparison") -> dict:
@@ -101,8 +123,8 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
     from translab.report.html import render_html
     from translab.report.markdown import write_markdown
 
-    report = build_report(run_dirs, title)
     out = Path(out_dir)
+    report = build_report(run_dirs, title, out)
     out.mkdir(parents=True, exist_ok=True)
     md = write_markdown(report, out)
     html = out / "report.html"

@@ -1,9 +1,10 @@
 """report.html: the comparison as one self-contained HTML file (every image a base64 data URI).
 
-A small inline script checks the page in a browser: after the window's load event it sets
-``document.title`` to ``images-ok:N/M errors:K`` (N of the M images decoded, K script errors), and every
-uncaught error, failed resource or console.error call is written into ``<pre id="js-errors">``. Headless
-Chromium with --dump-dom can then verify the file without any devtools protocol.
+A small inline script checks the page in a browser: after the window's load event it writes
+``images-ok:N/M errors:K`` (N of the M images decoded, K script errors) into the hidden
+``<div id="load-check">`` (the tab keeps the report's title), and every uncaught error, failed resource or
+console.error call is written into ``<pre id="js-errors">``. Headless Chromium with --dump-dom can then verify
+the file without any devtools protocol.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ CHECK_SCRIPT = """<script>
   window.addEventListener('load', function () {
     var imgs = document.images, ok = 0;
     for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) { ok++; } }
-    document.title = 'images-ok:' + ok + '/' + imgs.length + ' errors:' + errors.length;
+    var check = document.getElementById('load-check');
+    if (check) { check.textContent = 'images-ok:' + ok + '/' + imgs.length + ' errors:' + errors.length; }
     var el = document.getElementById('js-errors');
     if (el) { el.textContent = errors.join('\\n'); }
   });
@@ -41,10 +43,17 @@ CHECK_SCRIPT = """<script>
 </script>"""
 
 STYLE = """<style>
-body { font-family: sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; text-align: right; }
-th { background: #eee; } td:first-child, th:first-child { text-align: left; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 82em; padding: 0 1.5em; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.2em; } p.meta { color: #666; font-size: 0.85em; margin-top: 0; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; font-variant-numeric: tabular-nums; }
+th, td { padding: 0.3em 0.7em; text-align: right; border-bottom: 1px solid #ddd; }
+thead th { border-bottom: 2px solid #555; vertical-align: bottom; font-weight: 600; max-width: 10.5em; }
+td:first-child, th:first-child { text-align: left; white-space: nowrap; }
+table.settings td:nth-child(2), table.settings th:nth-child(2) { text-align: left; }
+tr.reference td { color: #555; font-style: italic; background: #f7f7f7; }
+p.legend, p.same, ul.notes { font-size: 0.85em; color: #444; max-width: 70em; }
+ul.notes { padding-left: 1.2em; } ul.notes li { margin: 0.15em 0; }
 figure { margin: 1.5em 0; } figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
 img { max-width: 100%; image-rendering: pixelated; }
 pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; max-height: 30em; font-size: 0.8em; }
@@ -60,23 +69,48 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img src="{data_uri(png)}" alt="{html.escape(alt)}">'
 
 
-def html_table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _keep_arrow(header: str) -> str:
+    """A header's trailing arrow stays on the line of its last word."""
+    return header.replace(" \u2193", "&nbsp;\u2193").replace(" \u2191", "&nbsp;\u2191")
+
+
+def html_table(headers: list[str], rows: list[list[str]], css: str = "", marked: list[bool] | None = None) -> str:
+    """A table; rows where ``marked`` is true get class "reference"."""
+    head = "".join(f"<th>{_keep_arrow(html.escape(h))}</th>" for h in headers)
+    marked = marked or [False] * len(rows)
+    body = "".join(("<tr class=\"reference\">" if m else "<tr>") + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+                   + "</tr>" for row, m in zip(rows, marked))
+    cls = f' class="{css}"' if css else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _same(table) -> list[str]:
+    if not table.constant:
+        return []
+    return ['<p class="same">Same in every row: ' + "; ".join(html.escape(c) for c in table.constant) + ".</p>"]
+
+
+def _tables(report) -> list[str]:
+    e = html.escape
+    parts = ["<h2>Metrics</h2>", html_table(report.headers, report.rows, "metrics", report.reference),
+             f'<p class="legend">{e(report.legend)}</p>'] + _same(report.table)
+    if report.notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in report.notes) + "</ul>")
+    parts += ["<h3>Rows</h3>", html_table(report.settings.headers, report.settings.rows, "settings",
+                                          report.reference)] + _same(report.settings)
+    parts.append("<h3>Protocol</h3><ul>" + "".join(f"<li>{e(line)}</li>" for line in report.protocol) + "</ul>")
+    return parts
 
 
 def render_html(report) -> str:
     """The whole page for a translab.report.compare.Report."""
     e = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(report.title)}</title>",
-             CHECK_SCRIPT, STYLE, "</head><body>", '<pre id="js-errors"></pre>', f"<h1>{e(report.title)}</h1>",
-             f"<p>Created {e(report.created)} from: " + ", ".join(f"<code>{e(r)}</code>" for r in report.runs) + "</p>",
-             "<h2>Metrics</h2>", html_table(report.headers, report.rows), "<h3>Protocol</h3><ul>"]
-    parts += [f"<li>{e(line)}</li>" for line in report.protocol]
-    parts.append("</ul>")
-    if report.notes:
-        parts.append("<h3>Not available</h3><ul>" + "".join(f"<li>{e(n)}</li>" for n in report.notes) + "</ul>")
+             CHECK_SCRIPT, STYLE, "</head><body>", '<pre id="js-errors"></pre>', '<div id="load-check" hidden></div>',
+             f"<h1>{e(report.title)}</h1>",
+             f'<p class="meta">Created {e(report.created)} from: '
+             + ", ".join(f"<code>{e(r)}</code>" for r in report.runs) + "</p>"]
+    parts += _tables(report)
     parts.append("<h2>Figures</h2>")
     for fig in report.figures:
         parts.append(f"<figure><h3>{e(fig.title)}</h3>{_img(fig.png, fig.title)}"

@@ -17,15 +17,30 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def constant_line(table) -> str | None:
+    """The columns left out of a table because every row had the same cell, as one sentence (or None)."""
+    return ("Same in every row: " + "; ".join(table.constant) + ".") if table.constant else None
+
+
+def _tables(report) -> list[str]:
+    parts = ["## Metrics", "", markdown_table(report.headers, report.rows), "", report.legend]
+    same = constant_line(report.table)
+    parts += ["", same] if same else []
+    if report.notes:
+        parts += ["", "Notes:", ""] + [f"- {n}" for n in report.notes]
+    parts += ["", "### Rows", "", markdown_table(report.settings.headers, report.settings.rows)]
+    same = constant_line(report.settings)
+    parts += ["", same] if same else []
+    parts += ["", "### Protocol", ""] + [f"- {line}" for line in report.protocol]
+    return parts
+
+
 def write_markdown(report, out: Path) -> Path:
     """Write OUT/report.md for a translab.report.compare.Report; returns its path."""
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    parts = [f"# {report.title}", "", f"Created {report.created} from: " + ", ".join(f"`{r}`" for r in report.runs), "",
-             "## Metrics", "", markdown_table(report.headers, report.rows), "", "### Protocol", ""]
-    parts += [f"- {line}" for line in report.protocol]
-    if report.notes:
-        parts += ["", "### Not available", ""] + [f"- {n}" for n in report.notes]
+    parts = [f"# {report.title}", "", f"Created {report.created} from: " + ", ".join(f"`{r}`" for r in report.runs), ""]
+    parts += _tables(report)
     parts += ["", "## Figures", ""]
     for fig in report.figures:
         name = f"{safe_name(fig.key)}.png"

@@ -6,6 +6,9 @@ Each function returns a ``Figure`` (title, caption, PNG bytes).
 - quality_vs_nfe: FID against network evaluations per image;
 - accuracy_vs_faithfulness: target accuracy against hue error or transport cost, one line per run across its
   settings (e.g. DDIB's guidance scale), where a digit classifier scored the outputs.
+
+Every figure names an evaluation by its row label in the tables (translab.report.tables.short_labels) and draws it
+in the same colour and marker; legends sit outside the plotted area, never over a point.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ import numpy as np
 import torch
 
 from translab.image_io import as_rgb
-from translab.report.tables import entry_label, faithfulness, fid_value
+from translab.report.tables import faithfulness, fid_value, get, short_labels
+
+MARKERS = "osD^vPX*<>"
 
 
 @dataclass
@@ -88,11 +93,11 @@ def side_by_side(evals: list[dict]) -> list[Figure]:
                 break
         else:
             groups.append((s["inputs"], e, [(e, s["outputs"])]))
-    figs = []
+    figs, names = [], dict(zip(map(id, evals), short_labels(evals)))
     plt = _plt()
     for gi, (inputs, first, members) in enumerate(groups):
         n = inputs.shape[0]
-        rows = [("input: " + first["dataset"]["source_domain"], inputs)] + [(entry_label(e), out) for e, out in members]
+        rows = [("input: " + first["dataset"]["source_domain"], inputs)] + [(names[id(e)], out) for e, out in members]
         truth = load_samples(first).get("counterparts")
         if truth is not None:
             rows.append(("true counterpart", truth))
@@ -131,20 +136,51 @@ def choose_extractor(evals: list[dict]) -> str | None:
     return best if counts[best] else None
 
 
-def _scatter(points: list[tuple[str, float, float]], xlabel: str, ylabel: str, title: str, logx: bool = False):
+def style(evals: list[dict]) -> dict[int, tuple[str, str, str]]:
+    """id(evaluation) -> (row label, colour, marker): one look per evaluation in every figure."""
+    return {id(e): (label, f"C{i % 10}", MARKERS[i % len(MARKERS)])
+            for i, (e, label) in enumerate(zip(evals, short_labels(evals)))}
+
+
+def outside_legend(ax) -> None:
+    """The legend to the right of the axes, outside the plotted points."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+
+
+def _log_y_if_spread(ax, ys: list[float], ylabel: str) -> None:
+    """A log y axis when the values span decades (one outlier would flatten the rest); symlog (linear below 1)
+    when some value is below 1 (an FID of 0 on the log scale would stretch it over many empty decades)."""
+    big = [y for y in ys if y >= 1]
+    if not big or max(big) <= 20 * min(big):
+        return
+    if len(big) == len(ys):
+        ax.set_yscale("log")
+        ax.set_ylim(min(big) / 1.6, max(big) * 1.6)
+    else:
+        ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
+        ax.set_ylim(min(min(ys), 0.0) - 0.2, max(big) * 1.6)
+    ax.set_ylabel(f"{ylabel}, log scale\nlower = more realistic")
+
+
+def _scatter(points: list[tuple[tuple[str, str, str], float, float]], xlabel: str, ylabel: str, title: str,
+             logx: bool = False):
+    """points: ((label, colour, marker), x, y)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
     if points:
-        for i, (label, x, y) in enumerate(points):
-            ax.scatter([x], [y], s=40, color=f"C{i % 10}", label=label, zorder=3)
-        ax.legend(fontsize=7, loc="best")
+        for (label, colour, marker), x, y in points:
+            ax.scatter([x], [y], s=55, color=colour, marker=marker, label=label, zorder=3, edgecolors="white",
+                       linewidths=0.6)
+        outside_legend(ax)
         if logx:
             ax.set_xscale("log")
+        _log_y_if_spread(ax, [y for _, _, y in points], ylabel)
         ax.grid(True, alpha=0.3)
     else:
         ax.text(0.5, 0.5, "no entry has both values", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    if not ax.get_ylabel():
+        ax.set_ylabel(f"{ylabel}\nlower = more realistic")
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -152,8 +188,6 @@ def _scatter(points: list[tuple[str, float, float]], xlabel: str, ylabel: str, t
 def faithfulness_axis(evals: list[dict]) -> tuple[str, Callable[[dict], float | None]]:
     """(label, value of an entry) of the faithfulness axis: hue error when every entry is on hue-coloured data,
     else transport cost."""
-    from translab.report.tables import get
-
     if all("hue_error" in e.get("metrics", {}) for e in evals):
         return faithfulness(evals[0])[0], lambda e: faithfulness(e)[1]
     return "transport cost (MSE per pixel, [-1, 1])", lambda e: get(e, "metrics", "transport_cost", "value")
@@ -163,14 +197,13 @@ def realism_vs_faithfulness(evals: list[dict]) -> Figure:
     """FID (y) against hue error when every entry is on hue-coloured data, else against transport cost (x)."""
     ex = choose_extractor(evals)
     xlabel, faithful = faithfulness_axis(evals)
-    pts, missing = [], []
+    pts, missing, look = [], [], style(evals)
     for e in evals:
         fx = faithful(e)
         fy = fid_value(e, ex) if ex else None
-        (pts.append((entry_label(e), fx, fy)) if fx is not None and fy is not None else missing.append(entry_label(e)))
+        (pts.append((look[id(e)], fx, fy)) if fx is not None and fy is not None else missing.append(look[id(e)][0]))
     ylabel = f"FID ({ex} features)" if ex else "FID (none available)"
-    fig = _scatter(pts, f"{xlabel}  (lower = more faithful)", f"{ylabel}  (lower = more realistic)",
-                   "realism against faithfulness")
+    fig = _scatter(pts, f"{xlabel}  (lower = more faithful)", ylabel, "realism against faithfulness")
     caption = f"Each point is one evaluation; y: FID with the {ex or 'no'} feature extractor, x: {xlabel}."
     if missing:
         caption += f" Left out (a value is missing): {'; '.join(missing)}."
@@ -178,13 +211,11 @@ def realism_vs_faithfulness(evals: list[dict]) -> Figure:
 
 
 def quality_vs_nfe(evals: list[dict]) -> Figure:
-    from translab.report.tables import get
-
     ex = choose_extractor(evals)
-    pts, missing = [], []
+    pts, missing, look = [], [], style(evals)
     for e in evals:
         nfe, fy = get(e, "cost", "nfe_per_image"), (fid_value(e, ex) if ex else None)
-        (pts.append((entry_label(e), nfe, fy)) if nfe and fy is not None else missing.append(entry_label(e)))
+        (pts.append((look[id(e)], nfe, fy)) if nfe and fy is not None else missing.append(look[id(e)][0]))
     fig = _scatter(pts, "network evaluations per image (NFE, log scale)", f"FID ({ex or 'none available'} features)",
                    "quality against sampling cost", logx=True)
     caption = f"Each point is one evaluation; y: FID with the {ex or 'no'} feature extractor, x: NFE per image."
@@ -193,41 +224,48 @@ def quality_vs_nfe(evals: list[dict]) -> Figure:
     return Figure("quality_vs_nfe", "Quality (FID) against network evaluations per image", caption, _png(fig))
 
 
+def _curves(evals: list[dict], faithful) -> tuple[dict[tuple, list], list[str]]:
+    """Points (x, y, evaluation) per (run, method, direction), and the labels of entries left out."""
+    curves: dict[tuple, list[tuple[float, float, dict]]] = {}
+    missing, look = [], style(evals)
+    for e in evals:
+        fx, fy = faithful(e), get(e, "metrics", "target_accuracy", "value")
+        if fx is None or fy is None:
+            missing.append(look[id(e)][0])
+            continue
+        key = (str(e.get("_run_dir")), e.get("method"), e.get("direction"))
+        curves.setdefault(key, []).append((fx, fy, e))
+    return curves, missing
+
+
 def accuracy_vs_faithfulness(evals: list[dict]) -> Figure | None:
     """Target accuracy (y) against hue error or transport cost (x), one point per evaluation; evaluations of the
     same run, method and direction that differ only in a setting (e.g. ``model.guidance`` or the steps) are
     joined by a line in order of x: the trade-off a user picks a setting on. None when no entry has a target
     accuracy (data without a digit classifier)."""
-    from translab.report.tables import get
-
     if not any(get(e, "metrics", "target_accuracy", "value") is not None for e in evals):
         return None
     xlabel, faithful = faithfulness_axis(evals)
-    curves: dict[tuple, list[tuple[float, float, str]]] = {}
-    missing = []
-    for e in evals:
-        fx, fy = faithful(e), get(e, "metrics", "target_accuracy", "value")
-        if fx is None or fy is None:
-            missing.append(entry_label(e))
-            continue
-        key = (str(e["_run_dir"]), e.get("method"), e.get("direction"))
-        curves.setdefault(key, []).append((fx, fy, entry_label(e)))
+    curves, missing = _curves(evals, faithful)
+    look = style(evals)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for i, (key, pts) in enumerate(curves.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=f"C{i % 10}", zorder=3,
-                label=f"{key[1]} {key[2]} @ {Path(key[0]).name}" + (f" ({len(pts)} settings)" if len(pts) > 1 else ""))
-        for fx, fy, label in pts if len(pts) > 1 else []:
-            setting = label.split("(", 1)[-1].split(")")[0] if "(" in label else ""
-            ax.annotate(setting, (fx, fy), fontsize=6, xytext=(3, -8), textcoords="offset points")
-    ax.legend(fontsize=7, loc="best")
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for pts in curves.values():
+        pts.sort(key=lambda p: (p[0], p[1]))
+        if len(pts) > 1:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color="0.6", lw=1, zorder=2)
+        for fx, fy, e in pts:
+            label, colour, marker = look[id(e)]
+            ax.scatter([fx], [fy], s=55, color=colour, marker=marker, label=label, zorder=3, edgecolors="white",
+                       linewidths=0.6)
+    outside_legend(ax)
     ax.grid(True, alpha=0.3)
     ax.set_xlabel(f"{xlabel}  (lower = more faithful)")
     ax.set_ylabel("target accuracy (higher = more translated)")
     ax.set_title("translation against faithfulness", fontsize=10)
     caption = ("Each point is one evaluation; y: the share of outputs the shipped target reader reads as the target "
-               f"class, x: {xlabel}. Points of one run joined by a line differ only in a setting (their label).")
+               f"class, x: {xlabel}. Points of one run, method and direction are joined by a grey line (they differ "
+               f"only in a setting, named in their label).")
     if missing:
         caption += f" Left out (a value is missing): {'; '.join(missing)}."
     return Figure("accuracy_vs_faithfulness", "Target accuracy against faithfulness", caption, _png(fig))
