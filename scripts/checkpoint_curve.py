@@ -24,18 +24,21 @@ from translab.checkpoint import list_checkpoints
 from translab.commands.common import parse_set_pairs
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
-from translab.evaluation import (HUE_DATASETS, TARGET_READERS, EvalOptions, classifier_accuracy, kept_and_counterpart,
-                                 shipped_reader, target_class_name, true_counterparts)
+from translab.evaluation import (HUE_DATASETS, MEMORISATION_BANK, TARGET_READERS, EvalOptions, classifier_accuracy,
+                                 kept_and_counterpart, shipped_reader, target_class_name, true_counterparts)
 from translab.metrics.color import hue_error, transport_cost
+from translab.metrics.memorisation import memorisation
 from translab.training import load_method
 from translab.shipped import portable_path
 
 
 def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: str, steps: int | None, dataset: str,
-                     truth: torch.Tensor | None = None, overrides: dict | None = None) -> dict:
+                     truth: torch.Tensor | None = None, overrides: dict | None = None,
+                     memo: tuple | None = None) -> dict:
     """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images, ``target``
     the target class name, ``truth`` their true counterparts where the test sets are paired (emoji);
-    ``overrides``: {'model.key': value} inference settings, as `translab evaluate --set` gives them."""
+    ``overrides``: {'model.key': value} inference settings, as `translab evaluate --set` gives them; ``memo``:
+    (training targets, real test targets) for the memorisation ratio (translab.metrics.memorisation)."""
     method, _, info = load_method(ckpt, overrides=overrides)
     with torch.no_grad():
         y = method.translate(x, direction, steps=steps, generator=torch.Generator().manual_seed(0)).images
@@ -51,6 +54,8 @@ def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: str, s
             row[key] = round(kept[key]["value"], 4)
     if "counterpart" in kept:
         row["counterpart_pixel_ratio"] = round(kept["counterpart"]["distance"]["pixel"]["ratio"], 4)
+    if memo is not None:
+        row["nearest_train_ratio"] = round(memorisation(y, *memo)["ratio"], 4)
     return row
 
 
@@ -88,6 +93,8 @@ def main() -> None:
     x = stack_dataset(pair.get(src, "test"), args.limit)
     target = target_class_name(pair, tgt, dataset)
     truth = true_counterparts(pair, src, tgt, args.limit)
+    memo = (stack_dataset(pair.get(tgt, "train"), MEMORISATION_BANK).float(),
+            stack_dataset(pair.get(tgt, "test"), args.limit).float())
     out = run / "analysis" / f"{args.name}.json"
     settings = {"run": portable_path(run), "direction": args.direction, "limit": int(x.shape[0]), "steps": args.steps,
                 "overrides": overrides}
@@ -99,7 +106,7 @@ def main() -> None:
         if args.every and checkpoint_step(ckpt) % args.every:
             continue
         row = scored.get(checkpoint_step(ckpt)) or score_checkpoint(ckpt, x, args.direction, target, args.steps,
-                                                                    dataset, truth, overrides)
+                                                                    dataset, truth, overrides, memo)
         rows.append(row)
         print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -350,6 +350,17 @@ def cycle_error(method, x: torch.Tensor, y: torch.Tensor, back: str, steps: int 
             "n_images": n_cyc}
 
 
+MEMORISATION_BANK = 10_000  # training targets searched for each output's nearest (the first N of the split)
+
+
+def memorisation_of(pair, tgt: str, y: torch.Tensor, real: torch.Tensor) -> dict:
+    """translab.metrics.memorisation of outputs y against the first MEMORISATION_BANK training targets."""
+    from translab.metrics.memorisation import memorisation
+
+    bank = stack_dataset(pair.get(tgt, "train"), MEMORISATION_BANK).float()
+    return {**memorisation(y, bank, real), "bank": f"the first {bank.shape[0]} training images of the target domain"}
+
+
 def _load_for_eval(run, opts: EvalOptions):
     """(method, config, checkpoint info, direction) for evaluating a run; clear errors for a wrong direction."""
     from translab.loading import load_method
@@ -400,6 +411,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
     truth = true_counterparts(pair, src, tgt, opts.limit)
     metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts,
                                    counterpart=truth))
+    metrics["memorisation"] = memorisation_of(pair, tgt, y, real)
 
     stem = eval_stem(method.name, direction, steps, opts.overrides, opts.limit)
     samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y, truth)

@@ -66,12 +66,18 @@ def metric_lines(evals: list[dict], headers: list[str]) -> list[str]:
                      "concept) reads as it reads their own input.")
     if shown("counterpart top-1"):
         lines.append("counterpart top-1: the share of outputs whose nearest image among the true counterparts (in "
-                     "the concept reader's features) is their own counterpart; counterpart top-1 (input's): the same "
+                     "the space the evaluation file names: the concept reader's features on emoji) is their own "
+                     "counterpart; counterpart top-1 (input's): the same "
                      "for the inputs themselves, the baseline of no translation.")
     if shown("to counterpart"):
         lines.append("to counterpart (/ input's): the mean squared distance from each output to its true "
                      "counterpart divided by the same distance from the input, in pixels or Inception features; "
                      "below 1 the method moved towards the truth.")
+    if shown("nearest training target"):
+        lines.append("nearest training target (/ real test's): the median pixel distance from each output to its "
+                     "nearest training image of the target domain, divided by the same for the real test targets, "
+                     "which no model saw; well below 1 the outputs are near copies of training images "
+                     "(memorisation).")
     return [line for line in lines if line]
 
 

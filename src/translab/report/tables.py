@@ -56,6 +56,7 @@ NUMERIC_FIELDS = (
     ("metrics", "tone_kept", "value"), ("metrics", "concept_kept", "value"),
     ("metrics", "counterpart", "retrieval", "output", "top1"), ("metrics", "counterpart", "retrieval", "input", "top1"),
     ("metrics", "counterpart", "distance", "pixel", "ratio"), ("metrics", "counterpart", "distance", "inception", "ratio"),
+    ("metrics", "memorisation", "ratio"),
 )
 
 
@@ -208,6 +209,8 @@ COLUMNS = [
            better=LOWER),
     Column("to counterpart, Inception (/ input's)", lambda e: get(e, *_TO_TRUTH, "inception", "ratio"), "{:.3f}",
            better=LOWER),
+    Column("nearest training target (/ real test's)", lambda e: get(e, "metrics", "memorisation", "ratio"),
+           "{:.2f}"),
     Column("hue error (deg)", lambda e: get(e, "metrics", "hue_error", "mean_deg"), "{:.2f}", better=LOWER),
     Column("no-foreground outputs", lambda e: get(e, "metrics", "hue_error", "no_foreground_share"), "{:.3f}",
            better=LOWER),
