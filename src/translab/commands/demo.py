@@ -40,7 +40,7 @@ DEMO_ROWS: tuple[DemoRow, ...] = (
                                                    "model.guidance_interval": DDIB_GUIDANCE_INTERVAL},
             steps=DDIB_STEPS),
     # SDEdit as published: unguided (the shipped DDIB's config guides its decoding with w = 2)
-    DemoRow("sdedit", "cmnist-2to3/ddib", "sdedit", {"model.t0": 0.5, "model.guidance": 1.0}, 25),
+    DemoRow("sdedit", "cmnist-2to3/ddib", "sdedit", {"model.t0": 0.8, "model.guidance": 1.0}, 25),
     DemoRow("unit-ddpm", "cmnist-2to3/unit-ddpm"),
     DemoRow("cyclegan", "cmnist-2to3/cyclegan"),
     DemoRow("not", "cmnist-2to3/not"),
