@@ -24,9 +24,10 @@ from translab.checkpoint import list_checkpoints
 from translab.commands.common import parse_set_pairs
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
-from translab.evaluation import (HUE_DATASETS, MEMORISATION_BANK, TARGET_READERS, EvalOptions, classifier_accuracy,
+from translab.evaluation import (HUE_DATASETS, KEPT_READERS, MEMORISATION_BANK, TARGET_READERS, EvalOptions, classifier_accuracy,
                                  kept_and_counterpart, shipped_reader, target_class_name, true_counterparts)
 from translab.metrics.color import hue_error, transport_cost
+from translab.metrics.counterpart import translated_and_kept
 from translab.metrics.memorisation import memorisation
 from translab.training import load_method
 from translab.shipped import portable_path
@@ -49,6 +50,9 @@ def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: str, s
     if dataset in HUE_DATASETS:
         row["hue_error_deg"] = round(hue_error(x, y)["mean_deg"], 2)
     kept = kept_and_counterpart(x, y, dataset, EvalOptions(inception=False, progress=False), truth)
+    if dataset in KEPT_READERS:
+        readers = {k.removesuffix("_kept"): shipped_reader(n) for k, n in KEPT_READERS[dataset].items()}
+        row["translated_and_kept"] = round(translated_and_kept(reader, target, readers, x, y)["value"], 4)
     for key in ("tone_kept", "concept_kept"):
         if key in kept:
             row[key] = round(kept[key]["value"], 4)

@@ -69,9 +69,31 @@ def test_emoji_evaluation_scores_the_true_counterparts_as_perfect():
     assert m["tone_kept"]["value"] > 0.9 and m["concept_kept"]["value"] > 0.8
     c = m["counterpart"]
     assert c["retrieval"]["output"]["top1"] == 1.0 and c["distance"]["pixel"]["ratio"] == 0.0
+    assert m["translated_and_kept"]["value"] >= 0.75  # the three readers at once, on the truth itself
+    assert m["translated_and_kept"]["value"] <= min(m["target_accuracy"]["value"], m["tone_kept"]["value"],
+                                                    m["concept_kept"]["value"])
     same = measure_outputs(x, x, truth, "emoji", "woman", "b", opts, counterpart=truth)
     assert same["counterpart"]["distance"]["pixel"]["ratio"] == pytest.approx(1.0)
     assert same["target_accuracy"]["value"] < 0.2  # men read as men
+    assert same["translated_and_kept"]["value"] <= same["target_accuracy"]["value"]
+
+
+def test_translated_and_kept_needs_every_count_on_the_same_output():
+    from translab.metrics.counterpart import translated_and_kept
+
+    torch.manual_seed(0)
+    gender = ImageClassifier(ClassifierSpec(classes=["man", "woman"], image_size=8, widths=[4])).eval()
+    tone = ImageClassifier(ClassifierSpec(classes=["p", "q", "r"], image_size=8, widths=[4])).eval()
+    cand = torch.rand(256, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    g, t = classifier_outputs(gender, cand)[1], classifier_outputs(tone, cand)[1]
+    woman = int(gender.spec.classes.index("woman"))
+    a = cand[0]  # an input; outputs: a woman of a's tone, a woman of another tone, a man of a's tone
+    w_same = cand[int(((g == woman) & (t == t[0])).nonzero()[0])]
+    w_other = cand[int(((g == woman) & (t != t[0])).nonzero()[0])]
+    m_same = cand[int(((g != woman) & (t == t[0])).nonzero()[0])]
+    x = a.expand(4, -1, -1, -1)
+    out = translated_and_kept(gender, "woman", {"tone": tone}, x, torch.stack([w_same, w_other, m_same, w_same]))
+    assert out["value"] == 0.5 and out["n_images"] == 4 and out["what"] == "read as woman with tone kept"
 
 
 def test_unpaired_test_sets_have_no_counterparts(cmnist_pair):

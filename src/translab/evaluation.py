@@ -314,6 +314,11 @@ def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, datase
     metrics["target_accuracy" if dataset in TARGET_READERS else "attribute_accuracy"] = acc
     inception = next((e for e in extractors if e.name == "inception"), None)
     metrics.update(kept_and_counterpart(x, y, dataset, opts, counterpart, inception, tgt))
+    if acc.get("available") and dataset in KEPT_READERS:
+        from translab.metrics.counterpart import translated_and_kept
+
+        kept = {key.removesuffix("_kept"): shipped_reader(name, opts.device) for key, name in KEPT_READERS[dataset].items()}
+        metrics["translated_and_kept"] = translated_and_kept(clf, target_name, kept, x, y, opts.batch_size)
     return metrics
 
 

@@ -36,6 +36,20 @@ def reader_agreement(reader: ImageClassifier, x: torch.Tensor, y: torch.Tensor, 
             "n_images": int(x.shape[0])}
 
 
+def translated_and_kept(target_reader: ImageClassifier, target: str, kept: dict[str, ImageClassifier],
+                        x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict:
+    """Share of outputs y that are read as class ``target`` *and* that every reader of ``kept`` ({attribute:
+    reader}) reads as it reads their own input x: the outputs that are right on every count at once (the
+    marginal shares alone cannot tell whether the same outputs succeed)."""
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"needs as many inputs as outputs (and some), got {x.shape[0]} and {y.shape[0]}")
+    ok = classifier_outputs(target_reader, y, batch_size)[1] == target_reader.spec.classes.index(target)
+    for reader in kept.values():
+        ok &= classifier_outputs(reader, x, batch_size)[1] == classifier_outputs(reader, y, batch_size)[1]
+    return {"available": True, "value": float(ok.float().mean()), "n_images": int(x.shape[0]),
+            "what": f"read as {target} with {', '.join(kept)} kept"}
+
+
 def counterpart_retrieval(f_query: torch.Tensor, f_truth: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict:
     """{'top1': share of rows k of f_query (N, D) whose nearest row of f_truth (N, D), Euclidean, is row k, 'top5':
     ... among the 5 nearest}. Ties are broken towards the lower index (a constant query finds row 0 only)."""

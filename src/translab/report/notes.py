@@ -64,6 +64,9 @@ def metric_lines(evals: list[dict], headers: list[str]) -> list[str]:
     if shown("tone kept") or shown("concept kept"):
         lines.append("tone kept, concept kept: the share of outputs that a shipped reader of skin tone (of the "
                      "concept) reads as it reads their own input.")
+    if shown("translated, all kept"):
+        lines.append("translated, all kept: the share of outputs read as the target class with every kept "
+                     "attribute (tone, concept) read as in their own input, all at once.")
     if shown("counterpart top-1"):
         lines.append("counterpart top-1: the share of outputs whose nearest image among the true counterparts (in "
                      "the space the evaluation file names: the concept reader's features on emoji) is their own "

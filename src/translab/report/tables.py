@@ -56,7 +56,7 @@ NUMERIC_FIELDS = (
     ("metrics", "tone_kept", "value"), ("metrics", "concept_kept", "value"),
     ("metrics", "counterpart", "retrieval", "output", "top1"), ("metrics", "counterpart", "retrieval", "input", "top1"),
     ("metrics", "counterpart", "distance", "pixel", "ratio"), ("metrics", "counterpart", "distance", "inception", "ratio"),
-    ("metrics", "memorisation", "ratio"),
+    ("metrics", "memorisation", "ratio"), ("metrics", "translated_and_kept", "value"),
 )
 
 
@@ -201,6 +201,8 @@ COLUMNS = [
     Column("KID (classifier)", _kid("classifier"), "{:.4f}", True, LOWER),
     Column("target accuracy", lambda e: get(e, "metrics", "target_accuracy", "value"), "{:.3f}", better=HIGHER),
     Column("attribute accuracy", lambda e: get(e, "metrics", "attribute_accuracy", "value"), "{:.3f}", better=HIGHER),
+    Column("translated, all kept", lambda e: get(e, "metrics", "translated_and_kept", "value"), "{:.3f}",
+           better=HIGHER),
     Column("tone kept", lambda e: get(e, "metrics", "tone_kept", "value"), "{:.3f}", better=HIGHER),
     Column("concept kept", lambda e: get(e, "metrics", "concept_kept", "value"), "{:.3f}", better=HIGHER),
     Column("counterpart top-1", _retrieval("output"), "{:.3f}", better=HIGHER),
