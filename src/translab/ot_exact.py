@@ -321,7 +321,8 @@ def _plan_summary(ot_plan: OTPlan, idx: np.ndarray, units: str) -> dict:
                     "coupling of these inputs with the real target images pays)",
             "solver": f"POT {ot.__version__} ot.emd (network simplex, Bonneel et al. 2011), float64 costs",
             "num_iter_max": NUM_ITER_MAX, "solve_seconds": ot_plan.solve_seconds, "plan_cached": ot_plan.cached,
-            "plan_file": str(ot_plan.cache_path) if ot_plan.cache_path else None,
+            # the file name only: the cache folder is a per-user path ($TRANSLAB_CACHE/ot-exact/plans)
+            "plan_file": ot_plan.cache_path.name if ot_plan.cache_path else None,
             "n_sources": n, "n_targets": m, "plan_nonzeros": int((ot_plan.plan > 0).sum()),
             "sources_split": int((nonzero_per_row > 1).sum()),
             "targets_assigned_once": int((uses == 1).sum()), "targets_assigned_more": int((uses > 1).sum()),
