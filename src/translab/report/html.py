@@ -47,7 +47,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans
        max-width: 82em; padding: 0 1.5em; color: #222; line-height: 1.4; }
 h1 { margin-bottom: 0.2em; } p.meta { color: #666; font-size: 0.85em; margin-top: 0; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; font-variant-numeric: tabular-nums; }
-th, td { padding: 0.3em 0.7em; text-align: right; border-bottom: 1px solid #ddd; }
+th, td { padding: 0.3em 0.5em; text-align: right; border-bottom: 1px solid #ddd; }
+table.metrics { font-size: 0.82em; } div.scroll { overflow-x: auto; }
 thead th { border-bottom: 2px solid #555; vertical-align: bottom; font-weight: 600; max-width: 10.5em; }
 td:first-child, th:first-child { text-align: left; white-space: nowrap; }
 table.settings td:nth-child(2), table.settings th:nth-child(2) { text-align: left; }
@@ -81,7 +82,7 @@ def html_table(headers: list[str], rows: list[list[str]], css: str = "", marked:
     body = "".join(("<tr class=\"reference\">" if m else "<tr>") + "".join(f"<td>{html.escape(c)}</td>" for c in row)
                    + "</tr>" for row, m in zip(rows, marked))
     cls = f' class="{css}"' if css else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _same(table) -> list[str]:
