@@ -1,4 +1,4 @@
-"""Diagnostic for RESULTS.md (issue #19): where along UNIT-DDPM's Algorithm 2 chain the haze and the colour arise.
+"""Diagnostic for RESULTS.md: where along UNIT-DDPM's Algorithm 2 chain the haze and the colour arise.
 
     python scripts/unit_haze_chain.py RUN[@KEY=VALUE,...] [RUN ...] --limit 64 --out docs/results/unit-haze
 

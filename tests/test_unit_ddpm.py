@@ -730,7 +730,7 @@ def test_condition_capped_train_step_reaches_each_net():
     assert not same(den, snapshot(method, DENOISERS)) and not same(gen, snapshot(method, GENERATORS))
 
 
-# ---- loss weighting over t and the generator cadence (issue 19, session 9) --------------------------------------
+# ---- loss weighting over t and the generator cadence ---------------------------------------------------------
 
 
 def test_min_snr_denoiser_loss_is_the_weighted_eq_11():

@@ -15,11 +15,11 @@ Training (paper Algorithm 1, eqs. 11-14), per iteration with one draw of (t^A, t
 2. generator step on eq. (12) (four noise-prediction terms through the frozen denoisers) plus
    lambda_cyc x eq. (13) (cycle consistency), i.e. on eq. (14).
 
-Two-stage variant (not the paper's; preset cmnist-2to3-two-stage, the shipped model until session 8):
+Two-stage variant (not the paper's; preset cmnist-2to3-two-stage, shipped before the joint recipe):
 ``generator_init`` starts the generators from a trained CycleGAN and ``train_generators: false`` keeps them fixed,
 so only step 1 runs. On Colored MNIST the joint training of Algorithm 1 collapsed the generators to near-black
 images within 50 steps, which left the denoisers nothing to learn from their condition; realistic, fixed partners
-avoid that (RESULTS.md). Why (session 7, scripts/unit_signal_probe.py and unit_generator_probe.py): eq. (12)'s fake
+avoid that (RESULTS.md). Why (scripts/unit_generator_probe.py): eq. (12)'s fake
 term is a likelihood term under the target denoiser, and its gradient at a real 2 does not point toward 3s even for
 well-trained denoisers (pixel descent on it left 0% of 64 test 2s read as 3, with the two-stage model's denoisers and
 with DDIB's), while the L1 cycle term alone darkens the fakes in the first 60 steps. ``generator_grad: sds`` (the
@@ -28,12 +28,12 @@ the collapse. Optionally, ``denoiser_init`` starts each denoiser as a trained DD
 domain, with the condition channels' input weights at zero; on Colored MNIST those weights stayed near zero over
 1,174 steps and the model ignored its input (RESULTS.md), so the preset does not use it.
 
-Joint training that translates (session 8, preset cmnist-2to3-joint-adv): ``lambda_adv`` and
+Joint training that translates (preset cmnist-2to3-joint-adv): ``lambda_adv`` and
 ``lambda_identity`` add CycleGAN's LSGAN adversarial term (against discriminators ``d_a``, ``d_b``, with image
 pools) and its identity term to eq. (14). The generators then make CycleGAN-quality partners within 500 steps
 (RESULTS.md). ``condition_t_max`` caps the noise level of every condition image, in training and in Algorithm 2.
 All three are departures from the paper; their defaults (0, 0, None) keep the paper.
-Session 9 (the cpu preset cmnist-2to3 and the shipped model): ``loss_weighting: min_snr`` weights eq. (11) over t
+The shipped recipe (the cpu preset cmnist-2to3 and the shipped model): ``loss_weighting: min_snr`` weights eq. (11) over t
 as DDIB's cpu preset does (Hang et al. 2023), which is what made the denoisers learn on cMNIST, and
 ``generator_every: k`` takes the generator (and discriminator) step on every k-th iteration only, so that most of
 the CPU goes to the denoisers; defaults (uniform, 1) keep the paper. ``target_start: source`` (inference) starts
