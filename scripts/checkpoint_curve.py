@@ -24,11 +24,11 @@ from translab.checkpoint import list_checkpoints
 from translab.commands.common import parse_set_pairs
 from translab.data import build_domain_pair
 from translab.data.base import stack_dataset
-from translab.evaluation import (HUE_DATASETS, KEPT_READERS, MEMORISATION_BANK, TARGET_READERS, EvalOptions, classifier_accuracy,
-                                 kept_and_counterpart, shipped_reader, target_class_name, true_counterparts)
+from translab.evaluation import (HUE_DATASETS, KEPT_READERS, TARGET_READERS, EvalOptions, classifier_accuracy,
+                                 kept_and_counterpart, kept_readers, memorisation_bank, memorisation_of,
+                                 shipped_reader, target_class_name, true_counterparts)
 from translab.metrics.color import hue_error, transport_cost
 from translab.metrics.counterpart import translated_and_kept
-from translab.metrics.memorisation import memorisation
 from translab.training import load_method
 from translab.shipped import portable_path
 
@@ -39,7 +39,7 @@ def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: str, s
     """One row of the curve for checkpoint ``ckpt``; x (N, 3, H, W) in [-1, 1] are the source images, ``target``
     the target class name, ``truth`` their true counterparts where the test sets are paired (emoji);
     ``overrides``: {'model.key': value} inference settings, as `translab evaluate --set` gives them; ``memo``:
-    (training targets, real test targets) for the memorisation ratio (translab.metrics.memorisation)."""
+    (pair, target domain, real test targets, training bank) for the memorisation ratio (evaluation.memorisation_of)."""
     method, _, info = load_method(ckpt, overrides=overrides)
     with torch.no_grad():
         y = method.translate(x, direction, steps=steps, generator=torch.Generator().manual_seed(0)).images
@@ -51,15 +51,15 @@ def score_checkpoint(ckpt: Path, x: torch.Tensor, direction: str, target: str, s
         row["hue_error_deg"] = round(hue_error(x, y)["mean_deg"], 2)
     kept = kept_and_counterpart(x, y, dataset, EvalOptions(inception=False, progress=False), truth)
     if dataset in KEPT_READERS:
-        readers = {k.removesuffix("_kept"): shipped_reader(n) for k, n in KEPT_READERS[dataset].items()}
-        row["translated_and_kept"] = round(translated_and_kept(reader, target, readers, x, y)["value"], 4)
+        row["translated_and_kept"] = round(translated_and_kept(reader, target, kept_readers(dataset), x, y)["value"], 4)
     for key in ("tone_kept", "concept_kept"):
         if key in kept:
             row[key] = round(kept[key]["value"], 4)
     if "counterpart" in kept:
         row["counterpart_pixel_ratio"] = round(kept["counterpart"]["distance"]["pixel"]["ratio"], 4)
     if memo is not None:
-        row["nearest_train_ratio"] = round(memorisation(y, *memo)["ratio"], 4)
+        pair, tgt, real, bank = memo
+        row["nearest_train_ratio"] = round(memorisation_of(pair, tgt, y, real, bank)["ratio"], 4)
     return row
 
 
@@ -97,8 +97,7 @@ def main() -> None:
     x = stack_dataset(pair.get(src, "test"), args.limit)
     target = target_class_name(pair, tgt, dataset)
     truth = true_counterparts(pair, src, tgt, args.limit)
-    memo = (stack_dataset(pair.get(tgt, "train"), MEMORISATION_BANK).float(),
-            stack_dataset(pair.get(tgt, "test"), args.limit).float())
+    memo = (pair, tgt, stack_dataset(pair.get(tgt, "test"), args.limit).float(), memorisation_bank(pair, tgt))
     out = run / "analysis" / f"{args.name}.json"
     settings = {"run": portable_path(run), "direction": args.direction, "limit": int(x.shape[0]), "steps": args.steps,
                 "overrides": overrides}

@@ -266,6 +266,11 @@ def true_counterparts(pair, src: str, tgt: str, limit: int | None = None) -> tor
     return stack_dataset(dt, limit).float()
 
 
+def kept_readers(dataset: str, device: str = "cpu") -> dict:
+    """{attribute ('tone', 'concept'): shipped reader} of the attributes a translation of ``dataset`` must keep."""
+    return {key.removesuffix("_kept"): shipped_reader(name, device) for key, name in KEPT_READERS.get(dataset, {}).items()}
+
+
 def kept_and_counterpart(x: torch.Tensor, y: torch.Tensor, dataset: str, opts: EvalOptions,
                          counterpart: torch.Tensor | None, inception: Extractor | None = None,
                          tgt: str = "b") -> dict:
@@ -317,8 +322,8 @@ def measure_outputs(x: torch.Tensor, y: torch.Tensor, real: torch.Tensor, datase
     if acc.get("available") and dataset in KEPT_READERS:
         from translab.metrics.counterpart import translated_and_kept
 
-        kept = {key.removesuffix("_kept"): shipped_reader(name, opts.device) for key, name in KEPT_READERS[dataset].items()}
-        metrics["translated_and_kept"] = translated_and_kept(clf, target_name, kept, x, y, opts.batch_size)
+        metrics["translated_and_kept"] = translated_and_kept(clf, target_name, kept_readers(dataset, opts.device),
+                                                             x, y, opts.batch_size)
     return metrics
 
 
@@ -358,11 +363,16 @@ def cycle_error(method, x: torch.Tensor, y: torch.Tensor, back: str, steps: int 
 MEMORISATION_BANK = 10_000  # training targets searched for each output's nearest (the first N of the split)
 
 
-def memorisation_of(pair, tgt: str, y: torch.Tensor, real: torch.Tensor) -> dict:
-    """translab.metrics.memorisation of outputs y against the first MEMORISATION_BANK training targets."""
+def memorisation_bank(pair, tgt: str) -> torch.Tensor:
+    """The training targets each output's nearest is searched among: the first MEMORISATION_BANK of the split."""
+    return stack_dataset(pair.get(tgt, "train"), MEMORISATION_BANK).float()
+
+
+def memorisation_of(pair, tgt: str, y: torch.Tensor, real: torch.Tensor, bank: torch.Tensor | None = None) -> dict:
+    """translab.metrics.memorisation of outputs y against ``bank`` (default: memorisation_bank(pair, tgt))."""
     from translab.metrics.memorisation import memorisation
 
-    bank = stack_dataset(pair.get(tgt, "train"), MEMORISATION_BANK).float()
+    bank = memorisation_bank(pair, tgt) if bank is None else bank
     return {**memorisation(y, bank, real), "bank": f"the first {bank.shape[0]} training images of the target domain"}
 
 

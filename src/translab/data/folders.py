@@ -109,7 +109,8 @@ def paired_test_sets(root: Path, image_size: int, limit: int | None, channels: i
         raise DataError(f"{root / PAIRS_FILE}: no pair has two usable images")
     test = {}
     for i, d in enumerate("ab"):
-        ds = ImageFiles([p[i] for p in kept], image_size, limit=limit, scan="full", what=whats[d], channels=channels)
+        # every kept file decoded in full above: the second pass only needs to see that it is still there
+        ds = ImageFiles([p[i] for p in kept], image_size, limit=limit, scan="stat", what=whats[d], channels=channels)
         ds.skipped = scanned[d].skipped + ds.skipped
         ds.meta = {"pair": torch.arange(len(ds))}
         test[(d, "test")] = ds

