@@ -29,6 +29,8 @@ TINY = {
                   "model.pool_size=2"], "model.generator.n_down=4"),
     "not": (["model.map=resnet", "model.resnet.ngf=4", "model.resnet.n_blocks=1", "model.potential.nf=4",
              "model.potential.nf_max=8", "model.t_iters=2"], "model.direction=sideways"),
+    "dsbm": (UNET + ["model.pretrain_steps=1", "model.coupling_steps=2", "model.steps=3", "model.sample_steps=2"],
+             "model.epsilon=0.0"),
 }
 
 

@@ -30,6 +30,8 @@ import torch
 
 from translab import feature_cache
 from translab.data.base import stack_dataset
+from translab.data.cmnist_asbm import SEED as ASBM_SEED
+from translab.data.cmnist_asbm import SIZE as ASBM_SIZE
 from translab.methods.base import MethodError, check_direction
 from translab.metrics.color import MSE_UNITS, hue_error, mean_squared_distance, target_accuracy, transport_cost
 from translab.metrics.frechet import Extractor, labelled_distances
@@ -63,16 +65,41 @@ class EvalOptions:
     progress: bool | Callable[[int], None] = True  # a callable: called with each translated batch's image count
     cycle_limit: int | None = None  # cycle error on the first N inputs only (None: all)
     compile: bool = False  # torch.compile the networks for inference
+    protocol: str = "translab"  # a key of PROTOCOLS: which test sets the run is measured on
 
 
-def eval_stem(method_name: str, direction: str, steps: int | None, overrides: dict, limit: int | None = None) -> str:
+#: evaluation protocols: name -> the test sets it measures on
+PROTOCOLS = {
+    "translab": "the source domain's test split translated once and compared with the target domain's test split",
+    "asbm": ("the published Colored MNIST protocol (ASBM, Gushchin et al. NeurIPS 2024): each test digit set "
+             f"tiled to {ASBM_SIZE:,} images and recoloured with seed {ASBM_SEED} (translab.data.cmnist_asbm), "
+             "every tiled source image translated once and compared with the tiled, recoloured target test set; "
+             f"floor: the FID between the target set and its recolouring with seed {ASBM_SEED + 1}"),
+}
+
+
+def check_protocol(protocol: str, dataset: str, image_size: int, channels: int) -> str:
+    """``protocol`` if it is known and fits the run's data; MethodError naming what was expected otherwise."""
+    if protocol not in PROTOCOLS:
+        raise MethodError(f"unknown evaluation protocol '{protocol}': expected one of {', '.join(PROTOCOLS)}")
+    if protocol == "asbm" and (dataset, image_size, channels) != ("cmnist", 32, 3):
+        raise MethodError(f"--protocol asbm is the published Colored MNIST protocol: it needs a run trained on "
+                          f"cmnist at 32x32 RGB, not {dataset} at {image_size}x{image_size} with {channels} channels")
+    return protocol
+
+
+def eval_stem(method_name: str, direction: str, steps: int | None, overrides: dict, limit: int | None = None,
+              protocol: str = "translab") -> str:
     """File stem of an evaluation: method_direction_steps, plus the inference overrides when there are any, plus
-    _limitN when only the first N test images were used (so a quick run never overwrites a full one)."""
+    _limitN when only the first N test images were used (so a quick run never overwrites a full one), plus
+    _<protocol> for a protocol other than translab's."""
     stem = f"{method_name}_{direction}_{steps if steps else 'nosteps'}"
     if overrides:
         stem += "_" + safe_name("_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(overrides.items())))
     if limit:
         stem += f"_limit{limit}"
+    if protocol != "translab":
+        stem += f"_{protocol}"
     return stem
 
 
@@ -402,6 +429,52 @@ def _dataset_block(pair, dataset: str, src: str, tgt: str, x: torch.Tensor, real
             "n_inputs": int(x.shape[0]), "n_reference": int(real.shape[0]), "limit": limit}
 
 
+def protocol_test_sets(pair, src: str, tgt: str, opts: EvalOptions) -> tuple:
+    """(inputs x, reference set real, true counterparts or None) of ``opts.protocol``, images (N, C, H, W)."""
+    if opts.protocol == "asbm":
+        from translab.data.cmnist_asbm import asbm_test_set
+
+        digit = {d: int(pair.domain_names[0 if d == "a" else 1]) for d in (src, tgt)}
+        size = opts.limit or ASBM_SIZE
+        return asbm_test_set(digit[src], size).images, asbm_test_set(digit[tgt], size).images, None
+    x = stack_dataset(pair.get(src, "test"), opts.limit).float()
+    real = stack_dataset(pair.get(tgt, "test"), opts.limit).float()
+    return x, real, true_counterparts(pair, src, tgt, opts.limit)
+
+
+def protocol_floor(pair, tgt: str, real: torch.Tensor, opts: EvalOptions) -> dict | None:
+    """The published protocol's floor: FID/KID between its reference set and the same digits recoloured with the
+    next seed (two disjoint recolourings of the real target test set); None under translab's protocol."""
+    if opts.protocol != "asbm":
+        return None
+    from translab.data.cmnist_asbm import asbm_test_set
+
+    extractors, _ = build_extractors("cmnist", opts)
+    other = asbm_test_set(int(pair.domain_names[0 if tgt == "a" else 1]), real.shape[0], ASBM_SEED + 1).images
+    return {"what": f"the reference set against its recolouring with seed {ASBM_SEED + 1} ({other.shape[0]} images)",
+            "fid_kid": labelled_distances(extractors, features_for(extractors, real, reference_key(tgt)),
+                                          features_for(extractors, other, reference_key(tgt)), seed=opts.seed)}
+
+
+def run_metrics(method, pair, dataset: str, x, y, real, truth, direction: str, steps, opts: EvalOptions,
+                gen: torch.Generator) -> dict:
+    """Every metric of one evaluation: cycle error, measure_outputs, memorisation (translab's protocol) or the
+    published protocol's floor (asbm: cycle error only with --cycle-limit)."""
+    src, tgt = direction.split("2")
+    if opts.protocol == "asbm" and opts.cycle_limit is None:
+        metrics = {"cycle_error": {"available": False, "reason": "not part of the published protocol (pass "
+                                                                   "--cycle-limit N to measure it)"}}
+    else:
+        metrics = {"cycle_error": cycle_error(method, x, y, f"{tgt}2{src}", steps, opts, gen)}
+    metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts,
+                                   counterpart=truth))
+    if opts.protocol == "asbm":
+        metrics["protocol_floor"] = protocol_floor(pair, tgt, real, opts)
+    else:
+        metrics["memorisation"] = memorisation_of(pair, tgt, y, real)
+    return metrics
+
+
 def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
     """Evaluate one run directory; returns (the result dict, path of the JSON written under RUN/eval/)."""
     from translab.data import build_domain_pair
@@ -412,23 +485,18 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
     run = RunDir(run_dir)
     trained_as = run.read_config().get("method")  # clear error when RUN is not a run directory
     method, cfg, info, direction = _load_for_eval(run, opts)
+    check_protocol(opts.protocol, cfg.data.dataset, cfg.data.image_size, cfg.data.channels)
     steps = opts.steps or method.default_steps()
     src, tgt = direction.split("2")
     pair = build_domain_pair(cfg.data)
     dataset = cfg.data.dataset
-    x = stack_dataset(pair.get(src, "test"), opts.limit).float()
-    real = stack_dataset(pair.get(tgt, "test"), opts.limit).float()
+    x, real, truth = protocol_test_sets(pair, src, tgt, opts)
 
     gen = torch.Generator().manual_seed(opts.seed)
     y, nfe, seconds = translate_all(method, x, direction, steps, opts.batch_size, opts.device, gen, opts.progress,
                                     f"{method.name} {direction}")
-    metrics = {"cycle_error": cycle_error(method, x, y, f"{tgt}2{src}", steps, opts, gen)}
-    truth = true_counterparts(pair, src, tgt, opts.limit)
-    metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts,
-                                   counterpart=truth))
-    metrics["memorisation"] = memorisation_of(pair, tgt, y, real)
-
-    stem = eval_stem(method.name, direction, steps, opts.overrides, opts.limit)
+    metrics = run_metrics(method, pair, dataset, x, y, real, truth, direction, steps, opts, gen)
+    stem = eval_stem(method.name, direction, steps, opts.overrides, opts.limit, opts.protocol)
     samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y, truth)
     result = {
         "run": portable_path(run.path), "run_name": run.path.name, "method": method.name, "trained_as": trained_as,
@@ -443,7 +511,7 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
         "samples": {"tensors": samples_pt.name, "grid": grid_png.name, "count": n_show,
                     "what": f"first {n_show} test images of domain {src} (row 1) and their translations (row 2)"
                             + ("" if truth is None else ", their true counterparts (row 3)")},
-        "protocol": {"inception": INCEPTION_NOTE,
+        "protocol": {"name": opts.protocol, "test_sets": PROTOCOLS[opts.protocol], "inception": INCEPTION_NOTE,
                      "reference": f"real test images of the target domain ({real.shape[0]})"},
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }

@@ -16,6 +16,7 @@ METHODS = {
     "unit-ddpm": "translab.methods.unit_ddpm:UnitDDPM",
     "cyclegan": "translab.methods.cyclegan:CycleGAN",
     "not": "translab.methods.neural_ot:NeuralOT",
+    "dsbm": "translab.methods.dsbm:DSBM",
 }
 
 

@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--cycle-limit", type=positive_int, default=None,
                    help="measure cycle error on the first N inputs only")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (faster on long runs)")
+    p.add_argument("--protocol", default="translab", choices=("translab", "asbm"),
+                   help="translab: the test splits as they are (default); asbm: the published Colored MNIST "
+                        "protocol (test sets tiled to 10,000 and recoloured with seed 42, with its FID floor)")
     p.set_defaults(func=run)
 
 
@@ -43,7 +46,8 @@ def run(args) -> int:
     opts = EvalOptions(direction=args.direction, steps=args.steps, limit=args.limit, as_method=args.as_method,
                        overrides=parse_set_pairs(args.overrides), batch_size=args.batch_size, device=device,
                        seed=args.seed, inception=not args.no_inception, classifier_path=args.classifier,
-                       progress=not args.no_progress, cycle_limit=args.cycle_limit, compile=args.compile)
+                       progress=not args.no_progress, cycle_limit=args.cycle_limit, compile=args.compile,
+                       protocol=args.protocol)
     from translab.shipped import is_shipped, resolve_run, working_copy
 
     run_dir = working_copy(args.run, "runs") if is_shipped(resolve_run(args.run)) else resolve_run(args.run)
@@ -58,8 +62,10 @@ def run(args) -> int:
 def summary_lines(result: dict) -> str:
     """A few human-readable lines of an evaluation result."""
     m = result["metrics"]
+    protocol = (result.get("protocol") or {}).get("name", "translab")
     lines = [f"{result['method']} {result['direction']} steps={result['steps']} on {result['dataset']['name']} "
-             f"({result['dataset']['n_inputs']} inputs, {result['dataset']['n_reference']} reference images)"]
+             f"({result['dataset']['n_inputs']} inputs, {result['dataset']['n_reference']} reference images, "
+             f"{protocol} protocol)"]
     for name, e in m["fid_kid"].items():
         if e.get("available"):
             lines.append(f"  FID[{name}] {e['fid']:.3f}   KID[{name}] {e['kid_mean']:.5f} +- {e['kid_std']:.5f}")
@@ -83,6 +89,9 @@ def summary_lines(result: dict) -> str:
                          for name, d in c["distance"].items())
         lines.append(f"  true counterpart: retrieved top-1 {r['output']['top1']:.3f} (input {r['input']['top1']:.3f})"
                      f", top-5 {r['output']['top5']:.3f}; distance {dist}")
+    floor = ((m.get("protocol_floor") or {}).get("fid_kid") or {}).get("inception") or {}
+    if floor.get("available"):
+        lines.append(f"  protocol floor: FID[inception] {floor['fid']:.3f} (real targets against a recolouring)")
     lines.append(f"  transport cost {m['transport_cost']['value']:.4f}  SSIM {m['ssim']['mean']:.4f}")
     if m["cycle_error"].get("available"):
         lines.append(f"  cycle error {m['cycle_error']['value']:.4f}")
