@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 
-from translab.commands.demo import DDIB_SAMPLER, DDIB_STEPS
 from translab.shipped import resolve_run
 from translab.training import load_method
 
@@ -33,7 +32,8 @@ from translab.training import load_method
 def load_ddib(run: str, sampler: str, channels_last: bool, compile_: bool):
     """The shipped DDIB with ``sampler``, its inference nets in the requested memory format, optionally compiled."""
     method, cfg, _ = load_method(resolve_run(run))
-    method.cfg.sampler = sampler
+    if sampler is not None:
+        method.cfg.sampler = sampler
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for store in (method.nets, method.ema):
         for name in list(store.keys()):
@@ -115,8 +115,8 @@ def print_table(rows: list[dict]) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", default="cmnist-2to3/ddib")
-    p.add_argument("--sampler", default=DDIB_SAMPLER)
-    p.add_argument("--steps", type=int, default=DDIB_STEPS)
+    p.add_argument("--sampler", default=None, help="ODE solver (default: the shipped model's own)")
+    p.add_argument("--steps", type=int, default=None, help="solver steps per chain (default: the model's own)")
     p.add_argument("--images", type=int, default=64, help="images per steady-state DDIB measurement")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--demo-images", type=int, default=256 + 128, help="DDIB translations in the demo's row")
@@ -132,7 +132,7 @@ def main(argv=None) -> None:
     x = torch.rand(args.images, 3, 32, 32) * 2 - 1
     variants = [(False, False), (True, False)] + ([] if args.skip_compile else [(False, True), (True, True)])
     ddib = ddib_variants(args, x, variants)
-    print(f"\nDDIB translate ({args.sampler}, 2 x {args.steps} NFE, batch {args.batch_size}, "
+    print(f"\nDDIB translate ({args.sampler or 'its own solver'}, 2 x {args.steps or 'its own'} steps, batch {args.batch_size}, "
           f"{torch.get_num_threads()} thread(s)); demo row = {args.demo_images} translations incl. first call")
     print_table(ddib)
     imgs = torch.rand(args.inception_images, 3, 32, 32) * 2 - 1

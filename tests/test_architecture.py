@@ -1,8 +1,9 @@
 """The codebase's shape: layers that import one way, no import circle, no very long function.
 
 Layers, lowest first (a module may import its own layer and the ones below, never one above):
-foundation (config, registry, checkpoints, run dirs, image IO) -> data, diffusion, nets -> metrics -> methods
--> training and loading -> evaluation and analysis -> report -> commands and the CLI. Every ``import``
+foundation (errors, settings, checkpoints, run dirs, image IO) -> data, diffusion, nets -> metrics -> methods
+-> the full config (which reads the method table) -> training and loading -> evaluation and analysis -> report ->
+commands and the CLI. Every ``import``
 statement counts, also those inside functions (a lazy import is still a dependency).
 """
 from __future__ import annotations
@@ -13,14 +14,15 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "translab"
 
 LAYERS = (
-    ("foundation", ("registry", "paths", "image_io", "checkpoint", "rundir", "feature_cache", "config")),
+    ("foundation", ("errors", "settings", "paths", "image_io", "checkpoint", "rundir", "feature_cache")),
     ("data", ("data", "diffusion", "nets")),
     ("metrics", ("metrics",)),
     ("methods", ("methods",)),
+    ("config", ("config",)),
     ("training", ("training", "loading", "export", "shipped", "ddib_combine")),
     ("evaluation", ("evaluation", "ot_exact", "analysis")),
     ("report", ("report",)),
-    ("commands", ("commands", "cli", "errors", "__main__", "__init__")),
+    ("commands", ("commands", "cli", "__main__", "__init__")),
 )
 MAX_FUNCTION_LINES = 60
 

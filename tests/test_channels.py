@@ -17,7 +17,7 @@ from test_method_contract import TINY
 from translab.config import ConfigError, DataConfig, resolve_config
 from translab.data import DataError, build_domain_pair
 from translab.data.images import load_image
-from translab.registry import METHODS
+from translab.methods import METHODS
 
 SIDE, SIZE, PER_FOLDER = 12, 8, 4
 FOLDERS = ("trainA", "trainB", "testA", "testB")

@@ -1,4 +1,4 @@
-"""One contract over every registered method (translab.registry.METHODS): a new method is done when it passes.
+"""One contract over every registered method (translab.methods.METHODS): a new method is done when it passes.
 
 For each method, on tiny synthetic data: two real training steps give finite scalars; translate keeps the
 shape, stays in [-1, 1] and reports the NFE that ``nfe`` promises; a seeded translation repeats exactly; the
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from translab.config import ConfigError, resolve_config
-from translab.registry import METHODS
+from translab.methods import METHODS
 
 torch.set_num_threads(1)
 
@@ -36,6 +36,13 @@ TINY = {
 
 def test_every_registered_method_has_a_contract_entry():
     assert set(TINY) == set(METHODS)
+
+
+def test_the_light_name_list_is_the_method_table():
+    """`translab --help` lists methods from translab.settings.METHOD_NAMES without importing torch."""
+    from translab.settings import METHOD_NAMES
+
+    assert METHOD_NAMES == tuple(METHODS)
 
 
 def tiny_config(name: str, *extra: str):

@@ -104,9 +104,9 @@ def test_train_step_losses_finite(extra):
     out = method.train_step(ctx, x_a, x_b)
     assert {"loss_eps_a", "loss_eps_b", "loss_gen_cond", "loss_gen_fake", "loss_cycle", "loss_generators"} <= set(out)
     assert all(isinstance(v, float) and torch.isfinite(torch.tensor(v)) for v in out.values())
-    # eq. (14): generator total = eq. (12) terms + lambda_cyc x eq. (13)
+    # eq. (14): generator total = eq. (12) terms + lambda_cycle x eq. (13)
     assert out["loss_generators"] == pytest.approx(out["loss_gen_cond"] + out["loss_gen_fake"]
-                                                   + cfg.model.lambda_cyc * out["loss_cycle"], rel=1e-5)
+                                                   + cfg.model.lambda_cycle * out["loss_cycle"], rel=1e-5)
 
 
 @pytest.mark.parametrize("pair_noise", ["shared", "independent"])
@@ -152,8 +152,8 @@ def test_each_half_updates_only_its_own_nets():
 
 
 def test_generator_gradient_reaches_both_generators_through_denoisers():
-    """With lambda_cyc = 0 the generators learn only through the frozen denoisers (eq. 12): both must move."""
-    cfg, method, ctx, x_a, x_b = seeded_setup("model.lambda_cyc=0.0")
+    """With lambda_cycle = 0 the generators learn only through the frozen denoisers (eq. 12): both must move."""
+    cfg, method, ctx, x_a, x_b = seeded_setup("model.lambda_cycle=0.0")
     d = method.draw(ctx, x_a, x_b)
     before = {n: snapshot(method, [n]) for n in GENERATORS}
     method.generator_step(ctx, x_a, x_b, d)
@@ -174,7 +174,7 @@ def _generator_loss(method, x_a, x_b, d) -> float:
                  + loss_simple(e_b(torch.cat([xb_t, fa_t], 1), d.t_b), d.eps_b)
                  + loss_simple(e_b(torch.cat([fb_t, xa_t], 1), d.t_a), d.fake_eps_a)
                  + loss_simple(e_a(torch.cat([fa_t, xb_t], 1), d.t_b), d.fake_eps_b))
-        return float(terms + method.cfg.lambda_cyc * cycle_loss(x_a, x_b, g_a2b, g_b2a, method.cfg.cycle_loss))
+        return float(terms + method.cfg.lambda_cycle * cycle_loss(x_a, x_b, g_a2b, g_b2a, method.cfg.cycle_loss))
 
 
 def _denoiser_loss(method, x_a, x_b, d) -> float:
@@ -621,12 +621,13 @@ def test_adversarial_term_is_the_lsgan_loss_of_the_frozen_discriminators():
 def test_identity_term_is_the_l1_of_each_generator_on_its_own_target_domain():
     """lambda_identity > 0 logs |g_a2b(x_b) - x_b|_1 + |g_b2a(x_a) - x_a|_1 (CycleGAN Sec. 5.2), computed before
     the step; an identity generator would make it 0, so check the value, and that the paper's default omits it."""
-    cfg, method, ctx, x_a, x_b = seeded_setup("model.lambda_identity=5.0")
+    cfg, method, ctx, x_a, x_b = seeded_setup("model.lambda_identity=0.5")
     d = method.draw(ctx, x_a, x_b)
     with torch.no_grad():
         expect = float((method.nets["g_a2b"](x_b) - x_b).abs().mean() + (method.nets["g_b2a"](x_a) - x_a).abs().mean())
     out = method.generator_step(ctx, x_a, x_b, d)
     assert float(out["loss_identity"].detach()) == pytest.approx(expect, rel=1e-5)
+    assert method.cfg.lambda_identity * method.cfg.lambda_cycle == 5.0  # relative, as CycleGAN's
     paper = build_method(tiny_cfg())
     assert "loss_identity" not in paper.generator_step(make_ctx(paper, cfg.train), x_a, x_b, d)
 
@@ -816,3 +817,13 @@ def test_target_start_is_checked():
 
     with pytest.raises(ConfigError, match="target_start.*noise, source"):
         build_method(tiny_cfg()).with_inference(target_start="input")
+
+
+def test_older_names_are_read_as_today_s_with_a_note():
+    """lambda_cyc (before 0.3) is lambda_cycle, and the absolute lambda_identity beside it becomes relative."""
+    from translab.config import build_config
+    from translab.settings import RenamedSetting
+
+    with pytest.warns(RenamedSetting, match="lambda_cyc is read as lambda_cycle"):
+        cfg = build_config({"method": "unit-ddpm", "model": {"lambda_cyc": 10.0, "lambda_identity": 5.0}})
+    assert (cfg.model.lambda_cycle, cfg.model.lambda_identity) == (10.0, 0.5)

@@ -10,10 +10,13 @@ import json
 import os
 import pickle
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+
+from translab.errors import TranslabError
 
 FORMAT = "translab-checkpoint"
 VERSION = 1
@@ -32,7 +35,7 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TranslabError, RuntimeError):
     """A checkpoint that cannot be written or is refused on load; the message names the file."""
 
 
@@ -49,32 +52,72 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, write_fn) -> None:
-    """Write via ``write_fn(file_object)`` to a temporary file in the same folder, fsync, then rename.
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path in the folder of ``path``, for writers that need a path or open the file themselves.
 
-    On any error (disk full included) the temporary file is removed and the previous file at ``path``
-    is untouched; the error is re-raised as CheckpointError naming the folder.
+    The folder is created if missing and the temporary file ``.{name}.XXXXXXXX.tmp`` exists, empty. When the
+    block ends without an error the file gets the permissions a plain open() would give (0666 & ~umask), is
+    fsynced and renamed onto ``path`` (os.replace), then the folder is fsynced. On any error (an interrupt
+    included) the temporary file is removed, the previous file at ``path`` is untouched and the error
+    propagates as raised.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=str(path.parent))
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=str(path.parent))
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the permissions a plain open() would
-                os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
+        os.close(fd)
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600
+        _fsync_file(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException as e:
+    except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError):
-            raise CheckpointError(f"could not write {path.name} in {path.parent}: {e.strerror or e}") from e
         raise
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through :func:`atomic_path` (``Path.write_text``'s encoding); returns ``path``.
+
+    Errors propagate as raised (an OSError stays an OSError)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def atomic_write_bytes(path: Path, write_fn) -> None:
+    """Write via ``write_fn(file_object)`` to a temporary file in the same folder, fsync, then rename.
+
+    On any error (disk full included) the temporary file is removed and the previous file at ``path``
+    is untouched; an OSError after the temporary file was created is re-raised as CheckpointError naming the
+    file and its folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = False
+    try:
+        with atomic_path(path) as tmp:
+            created = True
+            with open(tmp, "wb") as f:
+                write_fn(f)
+    except OSError as e:
+        if not created:
+            raise
+        raise CheckpointError(f"could not write {path.name} in {path.parent}: {e.strerror or e}") from e
 
 
 def save_checkpoint(state: dict, ckpt_dir: Path, step: int, keep: int = 2) -> Path:

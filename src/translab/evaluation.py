@@ -4,7 +4,7 @@ Writes RUN/eval/<method>_<direction>_<steps>[_<overrides>].json with every metri
 dataset, the cost of translation and the training record, plus the first 16 inputs and outputs
 (``..._samples.pt`` as uint8 tensors and ``..._grid.png``) so that reports never need to load a model.
 
-Metrics (../DESIGN.md, "Metrics protocol"):
+Metrics (FID: Heusel et al. NeurIPS 2017; KID: Binkowski et al. ICLR 2018; SSIM: Wang et al. IEEE TIP 2004):
 - all datasets: FID and KID against the target domain's real test images with two labelled feature
   extractors (``inception`` pool3; ``classifier``: penultimate features of translab's classifier), transport
   cost, SSIM, cycle error where the method translates both ways;
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from translab.metrics.color import MSE_UNITS, hue_error, mean_squared_distance, 
 from translab.metrics.frechet import Extractor, labelled_distances
 from translab.metrics.structure import ssim
 from translab.paths import safe_name
+from translab.rundir import json_safe
 
 SAMPLES = 16
 HUE_DATASETS = ("cmnist", "synthetic")
@@ -212,17 +212,6 @@ def features_for(extractors: list[Extractor], images: torch.Tensor, cache_key: t
 
 # --------------------------------------------------------------------------------------------------
 # the evaluation
-
-
-def json_clean(obj):
-    """JSON-safe copy: NaN/inf -> None."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_clean(v) for v in obj]
-    return obj
 
 
 def classifier_accuracy(clf, outputs: torch.Tensor, target_name: str, batch_size: int) -> dict:
@@ -515,5 +504,5 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
                      "reference": f"real test images of the target domain ({real.shape[0]})"},
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-    result = json_clean(result)
+    result = json_safe(result)
     return result, run.write_json(f"eval/{stem}.json", result)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from translab.checkpoint import atomic_path
 
 ENV = "TRANSLAB_CACHE"
 _warned: set[str] = set()
@@ -71,18 +72,14 @@ def load(key: tuple, images: torch.Tensor) -> torch.Tensor | None:
 
 
 def store(key: tuple, images: torch.Tensor, features: torch.Tensor) -> Path | None:
-    """Write features (N, D) atomically (temp file + rename); returns the path, or None if it could not."""
+    """Write features (N, D) atomically (checkpoint.atomic_path: a temporary file, then a rename); returns the
+    path, or None if it could not."""
     path = entry_path(key, images)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file({"features": features.detach().cpu().contiguous()}, tmp, metadata={"key": repr(key)[:2000]})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"features": features.detach().cpu().contiguous()}, str(tmp),
+                      metadata={"key": repr(key)[:2000]})
         return path
     except OSError as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         _warn_once("write", path, e)
         return None

@@ -51,6 +51,18 @@ def read_weights(path: Path, map_location: str = "cpu") -> tuple[dict, Path]:
     return load_checkpoint(ckpt, map_location), ckpt
 
 
+def check_inference_override(key: str, method: str) -> None:
+    """ConfigError unless ``key`` is ``model.<name>`` of an inference setting of ``method`` (a trained model may
+    translate with other steps or guidance, but its training settings and data stay those it was trained with)."""
+    from translab.methods import method_class
+    from translab.settings import ConfigError, inference_fields
+
+    allowed = [f"model.{n}" for n in inference_fields(method_class(method).config_class)]
+    if key not in allowed:
+        raise ConfigError(f"--set {key}: not an inference setting of {method}; expected one of "
+                          f"{', '.join(allowed) or 'none'}")
+
+
 def load_method(run_or_ckpt: str | Path, map_location: str = "cpu", as_method: str | None = None,
                 overrides: dict | None = None) -> tuple[Method, Config, dict]:
     """Method with trained (and EMA) weights from a run directory, a checkpoint file or an exported folder.
@@ -64,6 +76,7 @@ def load_method(run_or_ckpt: str | Path, map_location: str = "cpu", as_method: s
     if as_method:
         data["method"] = as_method
     for key, value in (overrides or {}).items():
+        check_inference_override(key, data.get("method", "ddib"))
         apply_override(data, key.split("."), value)
     cfg = build_config(data)
     method = build_method(cfg)

@@ -27,8 +27,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -38,6 +36,7 @@ import numpy as np
 import torch
 
 from translab import feature_cache
+from translab.checkpoint import atomic_path
 from translab.data.base import DataError
 from translab.methods.base import MethodError
 
@@ -147,22 +146,16 @@ def plan_path(x: torch.Tensor, y: torch.Tensor) -> Path:
 
 
 def save_sparse_plan(plan: np.ndarray, path: Path, meta: dict) -> None:
-    """Write the non-zero entries (rows, cols int64, mass float64) and the shape, atomically (temp + rename)."""
+    """Write the non-zero entries (rows, cols int64, mass float64) and the shape, atomically
+    (checkpoint.atomic_path: a temporary file in the same folder, then a rename)."""
     from safetensors.torch import save_file
 
     rows, cols = np.nonzero(plan)
     tensors = {"rows": torch.from_numpy(rows.astype(np.int64)), "cols": torch.from_numpy(cols.astype(np.int64)),
                "mass": torch.from_numpy(plan[rows, cols].astype(np.float64)),
                "shape": torch.tensor(plan.shape, dtype=torch.int64)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={k: str(v) for k, v in meta.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()})
 
 
 def load_sparse_plan(path: Path) -> tuple[np.ndarray, dict]:
@@ -262,26 +255,31 @@ def _say(progress: bool, msg: str) -> None:
 
 
 def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: bool = True, progress: bool = True,
-                      data_cfg=None, device: str = "cpu", batch_size: int = 64, use_cache: bool = True) -> Path:
+                      data_cfg=None, device: str = "cpu", batch_size: int = 64, use_cache: bool = True,
+                      protocol: str = "translab") -> Path:
     """Solve the exact OT between the source and target test splits; write OUT/eval/ot-exact_a2b_nosteps.json.
 
     data_cfg: a translab.config.DataConfig (default: Colored MNIST 2 -> 3); limit: the first N images of
     each test split. The assigned target images (``assignment``) are scored with ``translab evaluate``'s
     metric assembly (translab.evaluation.measure_outputs), so FID/KID, accuracy, hue error, SSIM and
     transport cost compare with the other rows; the plan's own cost is ``metrics.ot_exact.cost``.
+    ``protocol``: a key of translab.evaluation.PROTOCOLS, the test sets coupled (asbm: the published Colored MNIST
+    sets of 10,000 images each, with that protocol's FID floor in ``metrics.protocol_floor``).
     Returns the JSON's path (its stem ends in _limitN with ``limit``, as translab.evaluation.eval_stem names it).
     """
     from translab.config import DataConfig
-    from translab.data import build_domain_pair, stack_dataset
-    from translab.evaluation import (MSE_UNITS, EvalOptions, json_clean, target_class_name, eval_stem, measure_outputs,
-                                     true_counterparts, write_samples)
-    from translab.rundir import RunDir
+    from translab.data import build_domain_pair
+    from translab.evaluation import (MSE_UNITS, PROTOCOLS, EvalOptions, check_protocol, eval_stem, measure_outputs,
+                                     protocol_floor, protocol_test_sets, target_class_name, write_samples)
+    from translab.rundir import RunDir, json_safe
 
     t_start = time.perf_counter()
     data_cfg = data_cfg or DataConfig()
     pair = build_domain_pair(data_cfg)
-    x = stack_dataset(pair.get("a", "test"), limit).float()
-    real = stack_dataset(pair.get("b", "test"), limit).float()
+    check_protocol(protocol, data_cfg.dataset, data_cfg.image_size, data_cfg.channels)
+    opts = EvalOptions(limit=limit, inception=inception, progress=progress, device=device, batch_size=batch_size,
+                       protocol=protocol)
+    x, real, truth = protocol_test_sets(pair, "a", "b", opts)
     _say(progress, f"exact OT between {x.shape[0]} test images of {pair.domain_names[0]} and {real.shape[0]} of "
                    f"{pair.domain_names[1]} ({pair.name})")
     ot_plan = exact_plan(x, real, use_cache=use_cache)
@@ -289,23 +287,24 @@ def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: 
                    + (f" (read from {ot_plan.cache_path})" if ot_plan.cached else ""))
     idx = assignment(ot_plan.plan)
     y = real[torch.from_numpy(idx)]
-    opts = EvalOptions(limit=limit, inception=inception, progress=progress, device=device, batch_size=batch_size)
     metrics = {"cycle_error": {"available": False, "reason": "ot-exact couples two finite sets; it is not a "
                                                              "translator that could map its outputs back"}}
     _say(progress, "measuring the assigned target images" + (" (Inception features)" if inception else ""))
-    truth = true_counterparts(pair, "a", "b", limit)
     metrics.update(measure_outputs(x, y, real, data_cfg.dataset, target_class_name(pair, "b", data_cfg.dataset), "b",
                                    opts, counterpart=truth))
     metrics["ot_exact"] = _plan_summary(ot_plan, idx, MSE_UNITS)
+    if protocol != "translab":
+        metrics["protocol_floor"] = protocol_floor(pair, "b", real, opts)
 
     run = RunDir(out_dir)
-    stem = eval_stem(METHOD, "a2b", None, {}, limit)
+    stem = eval_stem(METHOD, "a2b", None, {}, limit, protocol)
     samples_pt, grid_png, n_show = write_samples(run.eval, stem, x, y, truth)
-    result = json_clean(_result_dict(run, pair, data_cfg, x, real, limit, metrics, ot_plan, t_start,
-                                 {"tensors": samples_pt.name, "grid": grid_png.name, "count": n_show,
-                                  "what": f"first {n_show} test images of domain a (row 1) and the target test "
-                                          f"image the exact OT plan sends most of each one's mass to (row 2)"},
-                                 batch_size, device))
+    result = json_safe(_result_dict(run, pair, data_cfg, x, real, limit, metrics, ot_plan, t_start,
+                                    {"tensors": samples_pt.name, "grid": grid_png.name, "count": n_show,
+                                     "what": f"first {n_show} test images of domain a (row 1) and the target test "
+                                             f"image the exact OT plan sends most of each one's mass to (row 2)"},
+                                    batch_size, device))
+    result["protocol"].update(name=protocol, test_sets=PROTOCOLS[protocol])
     return run.write_json(f"eval/{stem}.json", result)
 
 

@@ -6,13 +6,31 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 from pathlib import Path
 
 import yaml
 
+from translab.checkpoint import atomic_write_text
+from translab.errors import TranslabError
 
-class RunDirError(RuntimeError):
+
+def json_safe(obj, str_keys: bool = False):
+    """A JSON-safe copy of ``obj``: non-finite floats (numpy float64 included) -> None, tuples -> lists,
+    recursively through dicts, lists and tuples; with ``str_keys`` dict keys become ``str(key)``.
+
+    Everything else (ints, strings, tensors, numpy scalars other than float64, Paths) is returned as it is."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {(str(k) if str_keys else k): json_safe(v, str_keys) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v, str_keys) for v in obj]
+    return obj
+
+
+class RunDirError(TranslabError, RuntimeError):
     """A run directory that is missing, locked by another process, or not a translab run."""
 
 
@@ -66,12 +84,8 @@ class RunDir:
         return yaml.safe_load(self.config_file.read_text()) or {}
 
     def write_json(self, rel: str, data: dict) -> Path:
-        p = self.path / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, p)
-        return p
+        """Write ``data`` as indented JSON to RUN/``rel`` atomically (checkpoint.atomic_write_text)."""
+        return atomic_write_text(self.path / rel, json.dumps(data, indent=2))
 
 
 class RunLock:

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from translab.errors import TranslabError
 from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from translab.config import Config, DataConfig, diff_configs, dump_yaml, inference_fields, to_dict
 from translab.data import build_domain_pair
@@ -31,7 +32,7 @@ from translab.methods import Method, MethodError, build_method
 from translab.rundir import RunDir, RunLock
 
 
-class TrainingError(RuntimeError):
+class TrainingError(TranslabError, RuntimeError):
     """Training stopped for a reason the user must see (diverged, incompatible resume)."""
 
 

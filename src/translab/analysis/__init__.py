@@ -12,27 +12,12 @@ Every analysis writes RUN/analysis/*.json and *.png, which the comparison report
 from __future__ import annotations
 
 import json
-import math
-import os
 from pathlib import Path
 
-
-def json_safe(obj):
-    """A JSON-safe copy: non-finite floats -> None, tuples -> lists."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
+from translab.checkpoint import atomic_write_text
+from translab.rundir import json_safe
 
 
 def write_json(path: str | Path, data: dict) -> Path:
-    """Write ``data`` (made JSON-safe) to ``path`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``data`` (made JSON-safe, keys as strings) to ``path`` atomically (checkpoint.atomic_write_text)."""
+    return atomic_write_text(path, json.dumps(json_safe(data, str_keys=True), indent=2, allow_nan=False) + "\n")

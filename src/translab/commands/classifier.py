@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from translab.commands.common import non_negative_int, output_file, positive_float, positive_int, seed_int
+from translab.commands.common import add_run_flags, non_negative_int, output_file, positive_float, positive_int
 
 TASKS = ("cmnist", "celeba-gender", "emoji-gender", "emoji-tone", "emoji-concept")
 
@@ -33,7 +33,7 @@ def register(sub) -> None:
     t.add_argument("--limit", type=positive_int, default=None,
                    help="celeba-gender: at most this many images per domain")
     t.add_argument("--threads", type=non_negative_int, default=1, help="torch CPU threads (0: torch default)")
-    t.add_argument("--seed", type=seed_int, default=0)
+    add_run_flags(t, "seed")
     t.set_defaults(func=run_train)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 

@@ -96,6 +96,45 @@ def _int_at_least(text: str, low: int, expected: str) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# the run flags of the commands that load a model or measure images
+
+
+def add_run_flags(p: argparse.ArgumentParser, *flags: str, batch_help: str | None = None,
+                  seed_help: str | None = None) -> None:
+    """Add the named flags to ``p``, in the order given: "batch-size" (>= 1, default 64), "device" (a torch
+    device, default None: see :func:`resolve_device`), "threads" (>= 0, default 0: see :func:`set_threads`),
+    "seed" (default 0) and "no-progress". ``batch_help`` and ``seed_help`` are those flags' help texts."""
+    adders = {
+        "batch-size": lambda: p.add_argument("--batch-size", type=positive_int, default=64, help=batch_help),
+        "device": lambda: p.add_argument("--device", type=device_name, default=None,
+                                         help="cpu | cuda | cuda:N (default: cuda when available)"),
+        "threads": lambda: p.add_argument("--threads", type=non_negative_int, default=0,
+                                          help="torch CPU threads (0: torch default)"),
+        "seed": lambda: p.add_argument("--seed", type=seed_int, default=0, help=seed_help),
+        "no-progress": lambda: p.add_argument("--no-progress", action="store_true"),
+    }
+    for flag in flags:
+        adders[flag]()
+
+
+def resolve_device(requested: str | None = None) -> str:
+    """The device to run on: ``requested`` (a --device value) when given, else cuda when available, else cpu."""
+    if requested:
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_threads(threads: int) -> None:
+    """torch.set_num_threads(threads) when ``threads`` (a --threads value) is not 0; 0 keeps torch's default."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------------
 # output paths
 
 

@@ -7,10 +7,10 @@ from translab.commands.common import add_config_args, overrides_with_root
 
 
 def register(sub) -> None:
-    from translab.methods import METHODS
+    from translab.settings import METHOD_NAMES
 
     p = sub.add_parser("config", help="print a resolved config (or --list presets, --explain fields)")
-    p.add_argument("method", nargs="?", default="ddib", choices=sorted(METHODS), help="method (default ddib)")
+    p.add_argument("method", nargs="?", default="ddib", choices=sorted(METHOD_NAMES), help="method (default ddib)")
     add_config_args(p)
     p.add_argument("--list", action="store_true", help="list shipped presets")
     p.add_argument("--explain", action="store_true", help="print each field with its meaning")

@@ -35,7 +35,7 @@ def run_list(args) -> int:
 
 def data_config(dataset: str, data_root: str | None, overrides: list[str]):
     """DataConfig from a dataset name, an optional root and ``data.key=value`` overrides (typed, validated)."""
-    from translab.config import ConfigError, DataConfig, check_data_ranges, from_dict, parse_override
+    from translab.config import ConfigError, DataConfig, from_dict, parse_override
 
     values: dict = {"dataset": dataset}
     if data_root:
@@ -46,9 +46,7 @@ def data_config(dataset: str, data_root: str | None, overrides: list[str]):
             raise ConfigError(f"`translab data show` takes only data settings (data.KEY=VALUE), got '{text}'")
         values[path[1]] = value
     values.setdefault("image_size", SHOW_IMAGE_SIZE.get(dataset, DataConfig.image_size))
-    cfg = from_dict(DataConfig, values, prefix="data")
-    check_data_ranges(cfg)
-    return cfg
+    return from_dict(DataConfig, values, prefix="data")  # DataConfig checks its own ranges
 
 
 def run_show(args) -> int:

@@ -27,16 +27,9 @@ class DemoRow(NamedTuple):
     steps: int | None = None
 
 
-#: DDIB's demo setting = the shipped model's defaults (its config.yaml): DPM-Solver++(2M) at 2 x 8 steps, decoding
-#: guided with w = 3 only at its steps with t in [500, 999] (the first four): 8 + 8 + 4 = 20 network evaluations
-#: per image. Its figures and the sweeps behind the choice: RESULTS.md (Colored MNIST, DDIB)
-DDIB_SAMPLER, DDIB_STEPS, DDIB_GUIDANCE, DDIB_GUIDANCE_INTERVAL = "dpmpp2m", 8, 3.0, [500, 999]
-
 #: the rows, in order; the same settings as RESULTS.md's commands except DDIB's solver and steps
 DEMO_ROWS: tuple[DemoRow, ...] = (
-    DemoRow("ddib", "cmnist-2to3/ddib", overrides={"model.sampler": DDIB_SAMPLER, "model.guidance": DDIB_GUIDANCE,
-                                                   "model.guidance_interval": DDIB_GUIDANCE_INTERVAL},
-            steps=DDIB_STEPS),
+    DemoRow("ddib", "cmnist-2to3/ddib"),  # its own config's setting: DPM-Solver++(2M) 2 x 8, w = 3 on t in [500, 999]
     # SDEdit as published: unguided (the shipped DDIB's config guides its decoding with w = 3)
     DemoRow("sdedit", "cmnist-2to3/ddib", "sdedit", {"model.t0": 0.8, "model.guidance": 1.0}, 25),
     DemoRow("unit-ddpm", "cmnist-2to3/unit-ddpm"),
@@ -155,13 +148,12 @@ def row_options(row: DemoRow, limit: int | None, inception: bool = True, compile
                 bench: str = "cmnist-2to3"):
     """The EvalOptions of one demo row: a2b on the first ``limit`` test images (None: all), cycle error on the
     first CYCLE_LIMIT of them; ``progress`` as EvalOptions.progress (a callable: told each batch's size)."""
-    import torch
-
+    from translab.commands.common import resolve_device
     from translab.evaluation import EvalOptions
 
     n, _ = split_counts(limit, bench)
     return EvalOptions(direction="a2b", steps=row.steps, limit=limit, as_method=row.as_method,
-                       overrides=dict(row.overrides), device="cuda" if torch.cuda.is_available() else "cpu",
+                       overrides=dict(row.overrides), device=resolve_device(),
                        inception=inception, cycle_limit=min(n, CYCLE_LIMIT), compile=compile, progress=progress)
 
 
@@ -215,12 +207,10 @@ def exact_ot_row(out: Path, limit: int | None, inception: bool, bench: str = "cm
 
 
 def run(args) -> int:
-    import torch
-
+    from translab.commands.common import set_threads
     from translab.report.compare import write_report
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = Path(args.out)
     limit = demo_limit(args)
     bench = BENCHMARKS[args.dataset]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from translab.commands.common import device_name, non_negative_int, positive_int, seed_int
+    from translab.commands.common import add_run_flags, positive_int
 
     p = sub.add_parser("evaluate", help="measure a trained run (FID/KID with two extractors, accuracy, hue, cost)")
     p.add_argument("--run", required=True, help="run directory (or a checkpoint file's run directory)")
@@ -15,16 +15,13 @@ def register(sub) -> None:
     p.add_argument("--as", dest="as_method", default=None, help="evaluate the weights as another method, e.g. sdedit")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="inference override, e.g. --set model.t0=0.5 (repeatable)")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--device", type=device_name, default=None,
-                   help="cpu | cuda | cuda:N (default: cuda when available)")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--seed", type=seed_int, default=0, help="seed of the torch.Generator of stochastic methods")
+    add_run_flags(p, "batch-size", "device", "threads", "seed",
+                  seed_help="seed of the torch.Generator of stochastic methods")
     p.add_argument("--classifier", default=None,
                    help="classifier .safetensors for classifier FID and attribute accuracy "
                         "(cmnist default: the shipped digit reader)")
     p.add_argument("--no-inception", action="store_true", help="skip Inception FID/KID (reported as skipped)")
-    p.add_argument("--no-progress", action="store_true")
+    add_run_flags(p, "no-progress")
     p.add_argument("--cycle-limit", type=positive_int, default=None,
                    help="measure cycle error on the first N inputs only")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (faster on long runs)")
@@ -35,14 +32,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from translab.commands.common import parse_set_pairs
+    from translab.commands.common import parse_set_pairs, resolve_device, set_threads
     from translab.evaluation import EvalOptions, evaluate_run
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    set_threads(args.threads)
+    device = resolve_device(args.device)
     opts = EvalOptions(direction=args.direction, steps=args.steps, limit=args.limit, as_method=args.as_method,
                        overrides=parse_set_pairs(args.overrides), batch_size=args.batch_size, device=device,
                        seed=args.seed, inception=not args.no_inception, classifier_path=args.classifier,

@@ -27,7 +27,7 @@ def int_list(text: str) -> list[int]:
 
 
 def register(sub) -> None:
-    from translab.commands.common import device_name, non_negative_int, positive_int, seed_int
+    from translab.commands.common import add_run_flags, positive_int
 
     p = sub.add_parser("latent", help="latent-space analysis of a DDIB or UNIT-DDPM run (RUN/analysis/*.json, *.png)")
     p.add_argument("--run", required=True, help="run directory, checkpoint file, or shipped model name")
@@ -44,11 +44,7 @@ def register(sub) -> None:
                         "write --release-ts=-1,... when the list starts with -1")
     p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="UNIT-DDPM: translation direction")
     p.add_argument("--out-dir", default=None, help="output folder (default: RUN/analysis)")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--device", type=device_name, default=None,
-                   help="cpu | cuda | cuda:N (default: cuda when available)")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--seed", type=seed_int, default=0)
+    add_run_flags(p, "batch-size", "device", "threads", "seed")
     p.add_argument("--classifier", default=None, help="UNIT-DDPM: classifier .safetensors (cmnist: the shipped one)")
     p.add_argument("--no-inception", action="store_true", help="UNIT-DDPM: skip Inception FID (reported as skipped)")
     p.set_defaults(func=run)
@@ -77,17 +73,15 @@ def check_arguments(args) -> None:
 
 
 def run(args) -> int:
-    import torch
-
+    from translab.commands.common import resolve_device, set_threads
     from translab.data import build_domain_pair
     from translab.methods.base import LatentBridge, MethodError, ReleasedChains
     from translab.shipped import is_shipped, portable_path, resolve_run, working_copy
     from translab.loading import load_method
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     check_arguments(args)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     path = resolve_run(args.run)
     if is_shipped(path):  # never write into the installed package
         path = working_copy(args.run, "runs")

@@ -12,6 +12,8 @@ DATASETS = {"cmnist": {}, "emoji": {"dataset": "emoji", "image_size": 32}}
 
 
 def register(sub) -> None:
+    from translab.commands.common import add_run_flags
+
     p = sub.add_parser("ot-exact", help="exact optimal transport between the test sets: the transport-cost "
                                         "reference row for `translab compare`")
     p.add_argument("--out", required=True, help="pseudo run directory to write eval/ot-exact_*.json into")
@@ -20,26 +22,28 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N test images of each domain")
     p.add_argument("--no-inception", action="store_true", help="skip Inception FID/KID (reported as skipped)")
     p.add_argument("--no-cache", action="store_true", help="solve again instead of reading a cached plan")
+    p.add_argument("--protocol", default="translab", choices=("translab", "asbm"),
+                   help="translab: the test splits (default); asbm: the published Colored MNIST test sets (10,000 "
+                        "recoloured 2s and 3s; cmnist only)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="device of the metric networks (cpu | cuda | cuda:N)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--no-progress", action="store_true")
+    add_run_flags(p, "no-progress")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import json
 
-    import torch
-
+    from translab.commands.common import set_threads
     from translab.config import DataConfig
     from translab.ot_exact import evaluate_ot_exact
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     path = evaluate_ot_exact(args.out, limit=args.limit, data_cfg=DataConfig(**DATASETS[args.dataset]), inception=not args.no_inception,
                              progress=not args.no_progress, device=args.device,
-                             batch_size=args.batch_size, use_cache=not args.no_cache)
+                             batch_size=args.batch_size, use_cache=not args.no_cache,
+                             protocol=args.protocol)
     print(summary(json.loads(path.read_text())))
     print(f"wrote {path}")
     return 0

@@ -16,10 +16,10 @@ INTERRUPTED = 130
 
 
 def register(sub) -> None:
-    from translab.methods import METHODS
+    from translab.settings import METHOD_NAMES
 
     p = sub.add_parser("train", help="train a method (resumes from the run directory's latest checkpoint)")
-    p.add_argument("method", choices=sorted(METHODS), help="method to train")
+    p.add_argument("method", choices=sorted(METHOD_NAMES), help="method to train")
     add_config_args(p)
     p.add_argument("--run-dir", help="run directory (default runs/<method>-<preset>)")
     p.set_defaults(func=run)

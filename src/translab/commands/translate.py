@@ -15,8 +15,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from translab.commands.common import (check_folder_path, device_name, non_negative_int, parse_set_pairs, positive_int,
-                                      seed_int)
+from translab.commands.common import (add_run_flags, check_folder_path, parse_set_pairs, positive_int, resolve_device,
+                                      set_threads)
 
 #: what translate writes under --out (folders end in /); --overwrite removes exactly these
 OWN_OUTPUTS = ("inputs/", "outputs/", "grid.png", "summary.json")
@@ -34,11 +34,8 @@ def register(sub) -> None:
     p.add_argument("--as", dest="as_method", help="reinterpret the weights as another method (a DDIB run as sdedit)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="inference setting, e.g. --set model.t0=0.4 or model.release_t=500")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="images per network call")
-    p.add_argument("--seed", type=seed_int, default=0, help="seed of stochastic samplers")
-    p.add_argument("--device", type=device_name, default=None, help="cpu | cuda | cuda:N (default: cuda when "
-                                                                     "available)")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch default)")
+    add_run_flags(p, "batch-size", "seed", "device", "threads", batch_help="images per network call",
+                  seed_help="seed of stochastic samplers")
     p.add_argument("--out", required=True, help="output folder (new or empty, see --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="reuse a non-empty --out: remove its inputs/, outputs/, grid.png and summary.json first")
@@ -136,10 +133,9 @@ def run(args) -> int:
     out = check_out(Path(args.out), args.overwrite)  # before any model or image is loaded
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     run_path = resolve_run(args.run)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     method, cfg, info = load_method(run_path, map_location=device, as_method=args.as_method,
                                     overrides=parse_set_pairs(args.overrides))
     if args.direction not in method.directions():

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
+from translab.errors import TranslabError
+
 DOMAINS = ("a", "b")
 SPLITS = ("train", "test")
 
 
-class DataError(ValueError):
+class DataError(TranslabError, ValueError):
     """Data that cannot be loaded as asked: names the path or value and what was expected."""
 
 

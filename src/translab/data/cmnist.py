@@ -1,6 +1,6 @@
 """Colored MNIST: two MNIST digits, each image coloured with one uniformly random hue.
 
-Protocol (../DESIGN.md, as in the neural-OT literature, Korotin et al. ICLR 2023): resize the 28x28 grey
+Protocol (as in the neural-OT literature, Korotin et al. ICLR 2023): resize the 28x28 grey
 digit to the image size, then read the grey level as the HSV value with saturation 1 and a random hue, so
 the background stays black. Hues are deterministic per (seed, split, domain) and the seeds of A and B
 differ, so the k-th image of A and the k-th of B are not paired by colour.

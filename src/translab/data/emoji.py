@@ -178,17 +178,15 @@ def rendered_pairs(image_size: int) -> tuple[list[EmojiPair], np.ndarray, dict]:
 
 
 def _store(path: Path, images: np.ndarray, info: dict) -> None:
-    """Write the cache atomically; a cache that cannot be written is skipped (the data stays in memory)."""
-    import os
-    import tempfile
+    """Write the cache atomically (checkpoint.atomic_path); a cache that cannot be written is skipped (the data
+    stays in memory)."""
     import warnings
 
+    from translab.checkpoint import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, images=images, info=np.array(json.dumps(info)))
-        os.replace(tmp, path)
     except OSError as e:
         warnings.warn(f"emoji cache {path} could not be written ({e}); the rendering is redone next time",
                       stacklevel=2)

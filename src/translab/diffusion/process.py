@@ -56,7 +56,7 @@ LOSS_WEIGHTINGS = ("uniform", "min_snr")
 def check_loss_weighting(weighting: str) -> str:
     """``weighting`` if it names a loss weighting over t, else a ConfigError naming the valid ones."""
     if weighting not in LOSS_WEIGHTINGS:
-        from translab.config import ConfigError
+        from translab.settings import ConfigError
 
         raise ConfigError(f"model.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, got '{weighting}'")
     return weighting

@@ -71,8 +71,10 @@ class NoiseSchedule:
         """Descending integer timesteps for a sampler with ``num_steps`` network evaluations.
 
         Evenly spaced from ``t_max`` down to 0. The default ``t_max = T - T/num_steps`` is improved-diffusion's
-        respacing start: a deterministic chain started at T-1 of the cosine schedule (alpha_bar ~ 2e-9)
-        multiplies the error of eps by ~1/sqrt(alpha_bar) (DESIGN.md; measured on cMNIST in RESULTS.md).
+        respacing start (Nichol & Dhariwal 2021): a deterministic chain started at T-1 of the cosine schedule
+        (alpha_bar ~ 2e-9) multiplies the error of eps by ~1/sqrt(alpha_bar) in its x0 prediction
+        x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) (Song et al. 2021, DDIM eq. 12; the start measured
+        on cMNIST: docs/experiment-log.md, "DDIB, first models").
         """
         T = self.num_timesteps
         if num_steps < 1:

@@ -1,20 +1,33 @@
-"""Method registry: name -> class. Every method follows translab.methods.base.Method."""
+"""The method table: name -> Method subclass. Every method follows translab.methods.base.Method.
+
+Adding a method is one line here and its name in translab.settings.METHOD_NAMES (docs/architecture.md); the
+config layer, above this one, reads each method's settings class from this table.
+"""
 from __future__ import annotations
 
+import difflib
+
 from translab.methods.base import DIRECTIONS, Method, MethodError, Translation
-from translab.registry import METHODS, UnknownMethod, lookup_method_class
+from translab.methods.cyclegan import CycleGAN
+from translab.methods.ddib import DDIB
+from translab.methods.dsbm import DSBM
+from translab.methods.neural_ot import NeuralOT
+from translab.methods.sdedit import SDEdit
+from translab.methods.unit_ddpm import UnitDDPM
+
+#: name -> class, in translab.settings.METHOD_NAMES order
+METHODS: dict[str, type[Method]] = {
+    "ddib": DDIB, "sdedit": SDEdit, "unit-ddpm": UnitDDPM, "cyclegan": CycleGAN, "not": NeuralOT, "dsbm": DSBM,
+}
 
 
 def method_class(name: str) -> type[Method]:
-    """The Method subclass registered as ``name`` (translab.registry); MethodError naming the valid ones."""
-    try:
-        return lookup_method_class(name)
-    except UnknownMethod as e:
-        raise MethodError(str(e)) from None
-
-
-def method_config_class(name: str) -> type:
-    return method_class(name).config_class
+    """The Method subclass registered as ``name``; MethodError naming the valid ones (and the nearest)."""
+    if name not in METHODS:
+        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise MethodError(f"unknown method '{name}': expected one of {', '.join(METHODS)}{hint}")
+    return METHODS[name]
 
 
 def build_method(cfg) -> Method:
@@ -23,5 +36,4 @@ def build_method(cfg) -> Method:
     return method_class(cfg.method)(cfg.model, cfg.data.image_size, channels=cfg.data.channels)
 
 
-__all__ = ["DIRECTIONS", "METHODS", "Method", "MethodError", "Translation", "build_method", "method_class",
-           "method_config_class"]
+__all__ = ["DIRECTIONS", "METHODS", "Method", "MethodError", "Translation", "build_method", "method_class"]

@@ -15,7 +15,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from translab.config import ConfigError, inference_fields
+from translab.errors import TranslabError
+from translab.settings import ConfigError, inference_fields
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -46,7 +47,7 @@ class TrainSteps(Protocol):
     def randn_like(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
-class MethodError(ValueError):
+class MethodError(TranslabError, ValueError):
     """A request the method cannot serve (e.g. an untrained direction); says what to do instead."""
 
 
@@ -157,12 +158,8 @@ class Method:
             raise ConfigError(f"model.{bad[0]} is not an inference setting of {self.name}; "
                               f"expected one of {', '.join(allowed) or 'none'}")
         view = copy.copy(self)
-        view.cfg = dataclasses.replace(self.cfg, **settings)
-        view.check_inference_settings()
+        view.cfg = dataclasses.replace(self.cfg, **settings)  # the settings' __post_init__ checks the new values
         return view
-
-    def check_inference_settings(self) -> None:
-        """Raise ConfigError for an out-of-range inference setting of ``self.cfg`` (default: nothing to check)."""
 
     def to(self, device) -> "Method":
         self.nets.to(device)

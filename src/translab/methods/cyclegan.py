@@ -26,12 +26,12 @@ from typing import Callable
 
 import torch
 
-from translab.config import ConfigError, describe
+from translab.settings import ConfigError, check_fields, describe
 from translab.methods.base import Method, OptimizerSpec, TrainSteps, Translation, check_direction
 from translab.methods.image_pool import ImagePool
 from translab.methods.losses import cycle_losses, identity_loss, lsgan_loss, pooled_discriminator_losses
 from translab.nets.patchgan import PatchGAN, PatchGANConfig
-from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
+from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, check_divisible_size, init_normal
 
 
 @dataclass
@@ -44,6 +44,13 @@ class CycleGANConfig:
     beta1: float = describe("Adam beta1 of both optimisers", 0.5)
     decay_start: float = describe("fraction of train.steps after which the LR decays linearly to 0", 0.5)
     init_std: float = describe("std of the N(0, std) weight initialisation", 0.02)
+
+    def __post_init__(self):
+        check_fields(self, "model", {"pool_size": (0, None), "decay_start": (0.0, 1.0)})
+
+    def check_with(self, cfg) -> None:
+        """The generators' downsamplings against data.image_size."""
+        check_divisible_size(cfg.data.image_size, self.generator.n_down, "model.generator.n_down")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,11 +99,6 @@ class CycleGAN(Method):
 
     def __init__(self, cfg: CycleGANConfig, image_size: int, channels: int = 3):
         super().__init__(cfg, image_size, channels)
-        if image_size % (2 ** cfg.generator.n_down):
-            raise ConfigError(f"model.generator.n_down={cfg.generator.n_down} needs an image size divisible by "
-                              f"{2 ** cfg.generator.n_down}, got {image_size}")
-        if cfg.pool_size < 0:
-            raise ConfigError(f"model.pool_size must be >= 0, got {cfg.pool_size}")
         self.nets["g_a2b"] = ResnetGenerator(cfg.generator, channels, channels)
         self.nets["g_b2a"] = ResnetGenerator(cfg.generator, channels, channels)
         self.nets["d_a"] = PatchGAN(cfg.discriminator, image_size, channels)

@@ -9,11 +9,14 @@ Translate A -> B by encoding x_A to a latent with the source model's determinist
 - ``conditional: false``: two independent unconditional denoisers eps_a and eps_b, each trainable alone on
   its own domain (``train_domains: [a]`` or ``[b]``; the paper's privacy setting).
 
-Beyond the paper (issue 18): a conditional model trained with ``label_dropout`` > 0 also learns a null class,
-so decoding can be guided toward the target domain with a scale ``guidance`` w (classifier-free guidance, Ho &
-Salimans 2022; encoding stays the source domain's own ODE, so w = 1 is the paper's DDIB); ``loss_weighting:
-min_snr`` weights the loss over t (Hang et al. 2023); ``sampler: edict`` integrates both ODEs with EDICT's
-coupled, algebraically invertible steps (Wallace et al. 2023), so decode(encode(x)) = x up to rounding.
+Optional departures from the paper (every default keeps the paper): a conditional model trained with
+``label_dropout`` > 0 also learns a null class, so decoding can be guided toward the target domain with a scale
+``guidance`` w (classifier-free guidance, Ho & Salimans 2022; encoding stays the source domain's own ODE, so
+w = 1 is the paper's DDIB), optionally only inside ``guidance_interval`` (Kynkaanniemi et al. 2024) and with
+``guidance_rescale`` (Lin et al. 2024); ``loss_weighting: min_snr`` weights the loss over t (Hang et al. 2023);
+``sampler: dpmpp2m`` solves both ODEs with DPM-Solver++(2M) (Lu et al. 2022); ``sampler: edict`` integrates them
+with EDICT's coupled, algebraically invertible steps (Wallace et al. 2023), so decode(encode(x)) = x up to
+rounding.
 """
 from __future__ import annotations
 
@@ -22,12 +25,12 @@ from typing import Callable
 
 import torch
 
-from translab.config import ConfigError, describe
+from translab.settings import ConfigError, check_fields, check_range, describe
 from translab.diffusion.process import check_loss_weighting, drop_labels, q_sample, sample_t, weighted_loss_simple
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
-from translab.methods.base import Method, MethodError, TrainSteps, Translation, check_direction
+from translab.methods.base import Method, TrainSteps, Translation, check_direction
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DOMAIN_INDEX = {"a": 0, "b": 1}
@@ -55,6 +58,9 @@ class DiffusionConfig:
     schedule: str = describe("cosine (improved-diffusion) | linear (DDPM)", "cosine")
     num_timesteps: int = describe("training timesteps T", 1000)
 
+    def __post_init__(self):
+        check_range("model.diffusion.num_timesteps", self.num_timesteps, 1)
+
 
 @dataclass
 class DDIBConfig:
@@ -63,17 +69,16 @@ class DDIBConfig:
     conditional: bool = describe("one domain-conditional denoiser (true) or two independent ones (false)", True)
     train_domains: list[str] = describe("domains whose denoisers are trained (privacy setting: one each run)",
                                         factory=lambda: ["a", "b"])
-    label_dropout: float = describe("conditional only: probability that a training image's domain label is "
-                                    "replaced by the null label (Ho & Salimans 2022, classifier-free guidance); "
-                                    "> 0 gives the network a third, null class and makes model.guidance usable", 0.0)
+    label_dropout: float = describe("conditional only: probability of replacing a training image's domain label by "
+                                    "a null label (Ho & Salimans 2022); > 0 adds a null class and allows model.guidance "
+                                    "(a departure from the paper)", 0.0)
     loss_weighting: str = describe("weight of each timestep's L_simple term: uniform (Ho et al.) | min_snr "
-                                   "(min(SNR, gamma) / SNR, Hang et al. ICCV 2023, written for eps prediction)",
-                                   "uniform")
+                                   "(min(SNR, gamma) / SNR, Hang et al. ICCV 2023, written for eps prediction; a "
+                                   "departure from the paper)", "uniform")
     min_snr_gamma: float = describe("gamma of loss_weighting=min_snr", 5.0)
-    sampler: str = describe("ODE solver of the deterministic chains (DDIB's encoding and decoding, SDEdit "
-                            "with eta = 0): ddim (the paper's, default) | dpmpp2m (DPM-Solver++(2M)) | edict "
-                            "(exactly invertible coupled DDIM, 2 evaluations per step; latents (N, 2, 3, H, W))",
-                            "ddim", inference=True)
+    sampler: str = describe("ODE solver of DDIB's encoding and decoding (and SDEdit's at eta = 0): ddim (the paper's) "
+                            "| dpmpp2m (DPM-Solver++(2M), Lu et al. 2022) | edict (exactly invertible, 2 evaluations "
+                            "per solver step)", "ddim", inference=True)
     edict_mix: float = describe("mixing weight p of sampler=edict, in (0, 1] (Wallace et al.'s 0.93)", DEFAULT_MIX,
                                 inference=True)
     steps: int = describe("default solver steps per chain (NFE = 2 x steps with DDIM unguided; x 2 per edict "
@@ -81,21 +86,15 @@ class DDIBConfig:
     t_max: int | None = describe("timestep where the chains start (None: T - T/steps)", None, inference=True)
     clip_decode: bool = describe("clip x0 predictions to [-1, 1] while decoding (never while encoding)", False,
                                  inference=True)
-    guidance: float = describe("classifier-free guidance scale w of the decoding chain, eps = eps(x, null) + "
-                               "w (eps(x, target) - eps(x, null)) (Ho & Salimans 2022's (1 + w') eps_c - w' eps_null "
-                               "with w = 1 + w'); 1: plain DDIB, no extra evaluations; != 1 needs a model trained with "
-                               "label_dropout > 0 and costs 2 evaluations per decoding step. Encoding is "
-                               "always the source domain's own ODE", 1.0, inference=True)
-    guidance_interval: list[int] | None = describe("[t_lo, t_hi]: guide only the decoding steps whose timestep lies in "
-                                                   "this closed interval, the others are plain conditional steps of "
-                                                   "1 evaluation (Kynkaanniemi et al. NeurIPS 2024, guidance in a "
-                                                   "limited interval; None: every decoding step)", None,
-                                                   inference=True)
-    guidance_rescale: float = describe("phi in [0, 1]: blend the guided prediction with itself rescaled to the "
-                                       "per-image standard deviation of the conditional one (Lin et al. WACV 2024, "
-                                       "'Common diffusion noise schedules and sample steps are flawed', eqs. 15-16, "
-                                       "applied to eps as diffusers does), against the over-saturated colours of "
-                                       "strong guidance; 0: plain guidance", 0.0, inference=True)
+    guidance: float = describe("classifier-free guidance scale w of decoding, eps_null + w (eps_target - eps_null) (Ho "
+                               "& Salimans 2022, w = 1 + their w); 1: plain DDIB; != 1 needs label_dropout > 0 (a "
+                               "departure from the paper)", 1.0, inference=True)
+    guidance_interval: list[int] | None = describe("[t_lo, t_hi]: guide only the decoding solver steps with t in this "
+                                                   "closed interval (Kynkaanniemi et al. NeurIPS 2024; None: every "
+                                                   "decoding step)", None, inference=True)
+    guidance_rescale: float = describe("phi in [0, 1]: blend guided eps with itself rescaled to the conditional eps's "
+                                       "per-image std (Lin et al. WACV 2024, eqs. 15-16, on eps as diffusers does); 0: "
+                                       "plain guidance", 0.0, inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
 
     def __post_init__(self):
@@ -116,6 +115,27 @@ class DDIBConfig:
             raise ConfigError(f"model.edict_mix: expected a weight in (0, 1], got {self.edict_mix}")
         if self.label_dropout > 0 and not self.conditional:
             raise ConfigError("model.label_dropout needs model.conditional: true (one network with domain labels)")
+        self._check_chain()
+
+    def _check_chain(self) -> None:
+        """Steps, the chains' start, the trained domains and guidance against the network's labels."""
+        check_fields(self, "model", {"steps": (1, None), "sample_steps": (0, None)})
+        T = self.diffusion.num_timesteps
+        if self.t_max is not None and not 0 <= self.t_max <= T - 1:
+            raise ConfigError(f"model.t_max: expected a timestep in [0, {T - 1}] (T = {T}) or null, got {self.t_max}")
+        if not self.train_domains:
+            raise ConfigError("model.train_domains: expected 'a' and/or 'b', got an empty list")
+        for d in self.train_domains:
+            if d not in DOMAIN_INDEX:
+                raise ConfigError(f"model.train_domains: unknown domain '{d}', expected 'a' and/or 'b'")
+        if self.guidance != 1.0 and not self.has_null_label:
+            raise ConfigError(f"model.guidance={self.guidance}: classifier-free guidance needs a domain-"
+                              "conditional model trained with model.label_dropout > 0 (this one has no null "
+                              "label); use guidance 1")
+
+    def check_with(self, cfg) -> None:
+        """The UNet's levels against data.image_size."""
+        self.unet.check_image_size(cfg.data.image_size)
 
     @property
     def has_null_label(self) -> bool:
@@ -139,9 +159,6 @@ class DDIB(Method):
 
     def __init__(self, cfg: DDIBConfig, image_size: int, channels: int = 3):
         super().__init__(cfg, image_size, channels)
-        for d in cfg.train_domains:
-            if d not in DOMAIN_INDEX:
-                raise MethodError(f"model.train_domains: unknown domain '{d}', expected 'a' and/or 'b'")
         self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
         if cfg.conditional:
             self.nets["eps"] = DenoiserUNet(cfg.unet, image_size, channels, channels,
@@ -150,14 +167,6 @@ class DDIB(Method):
             for d in ("a", "b"):
                 self.nets[f"eps_{d}"] = DenoiserUNet(cfg.unet, image_size, channels, channels)
         self.ema_nets = tuple(self.nets.keys())
-        self.check_inference_settings()
-
-    def check_inference_settings(self) -> None:
-        super().check_inference_settings()
-        if self.cfg.guidance != 1.0 and not self.cfg.has_null_label:
-            raise ConfigError(f"model.guidance={self.cfg.guidance}: classifier-free guidance needs a domain-"
-                              "conditional model trained with model.label_dropout > 0 (this one has no null "
-                              "label); use guidance 1")
 
     # ---- training -------------------------------------------------------------------------------
     def optimizer_specs(self, train_cfg):

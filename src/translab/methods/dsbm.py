@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from translab.config import ConfigError, describe
+from translab.settings import ConfigError, describe
 from translab.diffusion.bridge import bridge_point, simulate_bridge
 from translab.diffusion.process import seeded_noise
 from translab.methods.base import Method, TrainSteps, Translation, check_direction
@@ -44,13 +44,13 @@ class DSBMConfig:
     net: str = describe("network: unet (images) | mlp (flattened low-dimensional data)", "unet")
     unet: UNetConfig = describe("size of the UNet (net: unet)", factory=UNetConfig)
     mlp: MLPConfig = describe("size of the MLP (net: mlp)", factory=MLPConfig)
-    pretrain_steps: int = describe("steps of bridge matching on the independent coupling before online IMF", 2000)
+    pretrain_steps: int = describe("optimisation steps of bridge matching on the independent coupling before online IMF", 2000)
     coupling_steps: int = describe("Euler-Maruyama steps of each simulated training coupling (online phase)", 10)
     coupling_from_ema: bool = describe("simulate the training couplings with the EMA weights (true) or the "
                                        "current ones", True)
     steps: int = describe("Euler-Maruyama steps of a translation (network evaluations per image)", 30,
                           inference=True)
-    sample_steps: int = describe("steps of the training sample grids", 20, inference=True)
+    sample_steps: int = describe("sampling steps of the training sample grids", 20, inference=True)
 
     def __post_init__(self):
         if not (isinstance(self.epsilon, float) and math.isfinite(self.epsilon) and self.epsilon > 0):
@@ -61,6 +61,11 @@ class DSBMConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"model.{key}: expected an integer >= {low}, got {value!r}")
+
+    def check_with(self, cfg) -> None:
+        """The UNet's levels against data.image_size (net: unet)."""
+        if self.net == "unet":
+            self.unet.check_image_size(cfg.data.image_size)
 
 
 class DSBM(Method):

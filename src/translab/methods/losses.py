@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from torch import nn
 
-from translab.config import ConfigError
+from translab.settings import ConfigError
 
 CYCLE_DISTANCES = ("l1", "l2")
 

@@ -18,7 +18,7 @@ As in Algorithm 1 and the authors' code, every T-step and the f-step draw a fres
 asks the shared loop for ``t_iters + 1`` source batches per step (``batch_factors``) and splits them.
 
 The map T is the authors' UNet (``map: unet``) or, for small CPU budgets, CycleGAN's ResNet generator
-(``map: resnet``), which carries this translation at a small width (RESULTS.md, CycleGAN row).
+(``map: resnet``, Zhu et al. 2017; a departure from the paper).
 
 One map per trained model: ``direction: a2b`` trains T: A -> B, ``b2a`` trains T: B -> A.
 """
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from translab.config import ConfigError, describe
+from translab.settings import check_choice, check_fields, describe
 from translab.methods.base import DIRECTIONS, Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction
 from translab.nets.potential import PotentialConfig, ResNetPotential
-from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig
+from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, check_divisible_size
 from translab.nets.transport_unet import TransportUNet, TransportUNetConfig
 
 MAPS = ("unet", "resnet")
@@ -45,7 +45,17 @@ class NeuralOTConfig:
     transport: TransportUNetConfig = describe("transport map T when map=unet", factory=TransportUNetConfig)
     resnet: ResnetGeneratorConfig = describe("transport map T when map=resnet", factory=ResnetGeneratorConfig)
     potential: PotentialConfig = describe("potential f (a ResNet critic)", factory=PotentialConfig)
-    t_iters: int = describe("steps on T per step on f (T_ITERS, 10 in the paper)", 10)
+    t_iters: int = describe("optimisation steps on T per step on f (T_ITERS, 10 in the paper)", 10)
+
+    def __post_init__(self):
+        check_choice("model.direction", self.direction, DIRECTIONS)
+        check_choice("model.map", self.map, MAPS)
+        check_fields(self, "model", {"t_iters": (1, None)})
+
+    def check_with(self, cfg) -> None:
+        """The ResNet map's downsamplings against data.image_size (map: resnet)."""
+        if self.map == "resnet":
+            check_divisible_size(cfg.data.image_size, self.resnet.n_down, "model.resnet.n_down")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,18 +114,9 @@ class NeuralOT(Method):
 
     def __init__(self, cfg: NeuralOTConfig, image_size: int, channels: int = 3):
         super().__init__(cfg, image_size, channels)
-        if cfg.direction not in DIRECTIONS:
-            raise ConfigError(f"model.direction: '{cfg.direction}' is not one of {', '.join(DIRECTIONS)}")
-        if cfg.t_iters < 1:
-            raise ConfigError(f"model.t_iters must be >= 1, got {cfg.t_iters}")
-        if cfg.map not in MAPS:
-            raise ConfigError(f"model.map: '{cfg.map}' is not one of {', '.join(MAPS)}")
         if cfg.map == "unet":
             self.nets["T"] = TransportUNet(cfg.transport, image_size, channels)
         else:
-            if image_size % (2 ** cfg.resnet.n_down):
-                raise ConfigError(f"model.resnet.n_down={cfg.resnet.n_down} needs an image size divisible by "
-                                  f"{2 ** cfg.resnet.n_down}, got {image_size}")
             self.nets["T"] = ResnetGenerator(cfg.resnet, channels, channels)
         self.nets["f"] = ResNetPotential(cfg.potential, image_size, channels)
 

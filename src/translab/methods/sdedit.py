@@ -2,7 +2,8 @@
 
 Perturb the source image to level t0 with the forward process (eq. 4 of Ho et al.), then denoise it with
 the target domain's model (Alg. 1 of SDEdit with the VP-SDE; here ancestral DDPM steps, or with ``eta = 0`` the
-probability-flow ODE solved by ``model.sampler`` (DDIM or DPM-Solver++(2M)), on a respaced list from t0 to 0). Trains exactly like DDIB, so a DDIB run can be evaluated as SDEdit (``--as sdedit``).
+probability-flow ODE solved by ``model.sampler`` (DDIM or DPM-Solver++(2M)), on a respaced list from t0 to 0).
+Trains exactly like DDIB, so a DDIB run can be evaluated as SDEdit (``--as sdedit``).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from translab.config import ConfigError, describe
+from translab.settings import ConfigError, describe
 from translab.diffusion.process import q_sample, seeded_noise
 from translab.diffusion.samplers import sample_ddim, sample_ddpm
 from translab.methods.base import Translation, check_direction
@@ -21,24 +22,20 @@ from translab.methods.ddib import DDIB, EVALS_PER_STEP, DDIBConfig
 class SDEditConfig(DDIBConfig):
     t0: float = describe("start level as a fraction of T, in (0, 1] (SDEdit's t0; larger = more realism, less "
                          "faithfulness)", 0.5, inference=True)
-    eta: float = describe("noise of the denoising steps, in [0, 1]: 1 ancestral DDPM steps (SDE), 0 the ODE solved by "
-                          "model.sampler, between: DDIM's eta (Song et al. 2021, eq. 16)", 1.0, inference=True)
+    eta: float = describe("noise of the sampling steps, in [0, 1]: 1 ancestral DDPM steps (the SDE), 0 the ODE "
+                          "solved by model.sampler, between: DDIM's eta (Song et al. 2021, eq. 16)", 1.0, inference=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 < self.t0 <= 1.0:
+            raise ConfigError(f"model.t0: expected a fraction of T in (0, 1], got {self.t0}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ConfigError(f"model.eta: expected a value in [0, 1] (1: DDPM, 0: the ODE), got {self.eta}")
 
 
 class SDEdit(DDIB):
     name = "sdedit"
     config_class = SDEditConfig
-
-    def __init__(self, cfg: SDEditConfig, image_size: int, channels: int = 3):
-        super().__init__(cfg, image_size, channels)
-        self.check_inference_settings()
-
-    def check_inference_settings(self) -> None:
-        super().check_inference_settings()
-        if not 0.0 < self.cfg.t0 <= 1.0:
-            raise ConfigError(f"model.t0: expected a fraction of T in (0, 1], got {self.cfg.t0}")
-        if not 0.0 <= self.cfg.eta <= 1.0:
-            raise ConfigError(f"model.eta: expected a value in [0, 1] (1: DDPM, 0: the ODE), got {self.cfg.eta}")
 
     def timesteps(self, steps):
         t_start = max(0, min(self.schedule.num_timesteps - 1, round(self.cfg.t0 * self.schedule.num_timesteps) - 1))

@@ -13,31 +13,7 @@ Training (paper Algorithm 1, eqs. 11-14), per iteration with one draw of (t^A, t
 
 1. denoiser step on eq. (11) with the generators' outputs detached;
 2. generator step on eq. (12) (four noise-prediction terms through the frozen denoisers) plus
-   lambda_cyc x eq. (13) (cycle consistency), i.e. on eq. (14).
-
-Two-stage variant (not the paper's; preset cmnist-2to3-two-stage, shipped before the joint recipe):
-``generator_init`` starts the generators from a trained CycleGAN and ``train_generators: false`` keeps them fixed,
-so only step 1 runs. On Colored MNIST the joint training of Algorithm 1 collapsed the generators to near-black
-images within 50 steps, which left the denoisers nothing to learn from their condition; realistic, fixed partners
-avoid that (RESULTS.md). Why (scripts/unit_generator_probe.py): eq. (12)'s fake
-term is a likelihood term under the target denoiser, and its gradient at a real 2 does not point toward 3s even for
-well-trained denoisers (pixel descent on it left 0% of 64 test 2s read as 3, with the two-stage model's denoisers and
-with DDIB's), while the L1 cycle term alone darkens the fakes in the first 60 steps. ``generator_grad: sds`` (the
-Jacobian-free gradient) and ``generator_warmup`` (denoisers first) are the two departures measured; neither stopped
-the collapse. Optionally, ``denoiser_init`` starts each denoiser as a trained DDIB's unconditional denoiser of its
-domain, with the condition channels' input weights at zero; on Colored MNIST those weights stayed near zero over
-1,174 steps and the model ignored its input (RESULTS.md), so the preset does not use it.
-
-Joint training that translates (preset cmnist-2to3-joint-adv): ``lambda_adv`` and
-``lambda_identity`` add CycleGAN's LSGAN adversarial term (against discriminators ``d_a``, ``d_b``, with image
-pools) and its identity term to eq. (14). The generators then make CycleGAN-quality partners within 500 steps
-(RESULTS.md). ``condition_t_max`` caps the noise level of every condition image, in training and in Algorithm 2.
-All three are departures from the paper; their defaults (0, 0, None) keep the paper.
-The shipped recipe (the cpu preset cmnist-2to3 and the shipped model): ``loss_weighting: min_snr`` weights eq. (11) over t
-as DDIB's cpu preset does (Hang et al. 2023), which is what made the denoisers learn on cMNIST, and
-``generator_every: k`` takes the generator (and discriminator) step on every k-th iteration only, so that most of
-the CPU goes to the denoisers; defaults (uniform, 1) keep the paper. ``target_start: source`` (inference) starts
-Algorithm 2's target chain from the input noised to t_max instead of N(0, I) (SDEdit's start; default noise).
+   lambda_cycle x eq. (13) (cycle consistency), i.e. on eq. (14).
 
 Inference (paper Algorithm 2, eqs. 15-17), for a2b (b2a is the mirror): the target chain x^B starts from
 N(0, I) and is denoised by eps_B conditioned on the source chain x^A. For t > t_r the source chain is the
@@ -45,6 +21,23 @@ input forward-noised to level t with fresh noise (eq. 4 of Ho et al.); from the 
 it is denoised jointly by eps_A, conditioned on the target chain. Each step is the ancestral DDPM step of
 Ho et al. eq. (11) with coefficient 1/sqrt(alpha_t) (the paper prints 1/sqrt(1 - alpha_t), a typo), done by
 ``translab.diffusion.samplers.ddpm_step`` on a possibly respaced timestep list.
+
+Optional departures from the paper (every default keeps the paper):
+
+- ``generator_init`` with ``train_generators: false``: the generators start from a trained CycleGAN and stay
+  fixed, so only step 1 trains (a two-stage variant);
+- ``denoiser_init``: each denoiser starts as a trained DDIB's unconditional denoiser of its domain, with the
+  condition channels' input weights at zero;
+- ``lambda_adv``, ``lambda_identity``: CycleGAN's LSGAN adversarial term (against PatchGAN discriminators
+  ``d_a``, ``d_b``, with image pools) and its identity term are added to eq. (14) (Zhu et al. 2017);
+- ``condition_t_max``: caps the noise level of every condition image, in training and in Algorithm 2;
+- ``loss_weighting: min_snr``: weights eq. (11) over t by min(SNR, gamma) / SNR (Hang et al. ICCV 2023);
+- ``generator_every: k``: the generator (and discriminator) step runs on every k-th iteration only;
+- ``generator_warmup``: the first iterations skip the generator step, so the denoisers learn first;
+- ``generator_grad: sds``: eq. (12)'s fake terms are differentiated without the denoisers' Jacobian (score
+  distillation, Poole et al. 2022, DreamFusion eq. 3);
+- ``target_start: source``: Algorithm 2's target chain starts from the input forward-noised to t_max instead
+  of N(0, I) (SDEdit's start, Meng et al. ICLR 2022).
 """
 from __future__ import annotations
 
@@ -53,7 +46,7 @@ from typing import Callable
 
 import torch
 
-from translab.config import ConfigError, describe
+from translab.settings import ConfigError, check_choice, check_fields, describe
 from translab.diffusion.process import (check_loss_weighting, loss_simple, q_sample, sample_t, seeded_noise,
                                         timestep_batch, weighted_loss_simple)
 from translab.diffusion.samplers import ddpm_step
@@ -64,7 +57,7 @@ from translab.methods.image_pool import ImagePool
 from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, identity_loss, jacobian_free_surrogate,
                                      lsgan_loss, pooled_discriminator_losses)
 from translab.nets.patchgan import PatchGAN, PatchGANConfig
-from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, init_normal
+from translab.nets.resnet_gen import ResnetGenerator, ResnetGeneratorConfig, check_divisible_size, init_normal
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DENOISERS = ("eps_a", "eps_b")
@@ -81,76 +74,131 @@ class UnitDDPMConfig:
     unet: UNetConfig = describe("size of each of the two 6-channel-input denoisers", factory=UNetConfig)
     generator: ResnetGeneratorConfig = describe("size of each of the two ResNet translation generators (training only)",
                                                 factory=ResnetGeneratorConfig)
-    lambda_cyc: float = describe("weight of the cycle loss eq. (13) in the generator objective eq. (14) (10: CycleGAN's "
-                                  "value; the paper's own could not be confirmed here)", 10.0)
+    lambda_cycle: float = describe("weight of the cycle loss eq. (13) in the generator objective eq. (14) (10: "
+                                   "CycleGAN's value)", 10.0)
     cycle_loss: str = describe("l1: eq. (13) as printed (L1 norm, default) | l2: the squared norm printed in Algorithm 1",
                                "l1")
-    pair_noise: str = describe("noise of a fake image's forward process: independent (a fresh draw, default: the two "
-                               "chains of inference carry independent noise) | shared (the real partner's eps at "
-                               "the partner's t; lets the denoiser read its target noise off the condition, and "
-                               "failed on cMNIST: see RESULTS.md)", "independent")
-    condition_t_max: int | None = describe("cap on the noise level of every condition image: the partner that a "
-                                           "denoiser is conditioned on is noised to min(t, condition_t_max) in "
-                                           "training (eqs. 11-12) and the re-noised input of Algorithm 2 likewise, "
-                                           "so the condition stays legible at large t (None: min(t, T-1) = t, the "
-                                           "paper; a departure, see RESULTS.md). Must be >= release_t", None)
-    generator_init: str | None = describe("a trained CycleGAN (run directory, checkpoint or shipped name such as "
-                                          "cmnist-2to3/cyclegan) whose g_a2b, g_b2a start ours on a fresh "
-                                          "training; its generator size and data must match (None: N(0, 0.02) "
-                                          "initialisation, as in the paper)", None)
-    denoiser_init: str | None = describe("a trained DDIB (run directory, checkpoint or shipped name such as "
-                                         "cmnist-2to3/ddib) whose domain denoisers start eps_a, eps_b on a fresh "
-                                         "training, with the condition channels' input weights at zero (so each "
-                                         "starts as DDIB's unconditional denoiser of its domain); its unet size "
-                                         "and data must match (None: diffusers' initialisation, as in the paper). "
-                                         "On cMNIST the condition weights stayed near zero: see RESULTS.md",
-                                         None)
-    train_generators: bool = describe("take Algorithm 1's generator step on eq. (14) (true, the paper); false: "
-                                      "the generators stay as initialised and only eq. (11) trains the denoisers "
-                                      "(with generator_init, a two-stage variant that is not the paper's)", True)
-    generator_grad: str = describe("gradient of eq. (12)'s two 'fake' terms w.r.t. the fakes: full (the paper: "
-                                   "differentiated through the frozen denoisers) | sds (the denoisers' Jacobian "
-                                   "dropped, as in score distillation, Poole et al. 2022, DreamFusion eq. 3: "
-                                   "grad = (eps_hat - eps) dx_t/dfake; a departure, see RESULTS.md)", "full")
-    generator_every: int = describe("take the generator (and discriminator) step on every k-th iteration only, "
-                                    "after the warm-up; the denoiser step runs on every one (1: every iteration, "
-                                    "the paper; a departure that spends the CPU on the denoisers once the "
-                                    "generators have converged, see RESULTS.md)", 1)
-    loss_weighting: str = describe("weight over t of the denoisers' objective eq. (11): uniform (the paper) | "
-                                   "min_snr (min(SNR, gamma) / SNR per image, Hang et al. ICCV 2023, as DDIB's "
-                                   "cpu preset; a departure). Eq. (12)'s generator terms stay uniform", "uniform")
+    pair_noise: str = describe("forward noise of a fake image in eqs. (11)-(12): independent (a fresh draw, as the two "
+                               "chains of Algorithm 2 carry; default) | shared (the real partner's eps at the "
+                               "partner's t)", "independent")
+    condition_t_max: int | None = describe("cap c on the noise level of every condition image: min(t, c) in eqs. "
+                                           "(11)-(12) and in Algorithm 2 (None: t, the paper; set: a departure from "
+                                           "the paper). Must be >= release_t", None)
+    generator_init: str | None = describe("trained CycleGAN (run dir, checkpoint or shipped name) whose g_a2b, g_b2a "
+                                          "start ours on a fresh training; same generator size and data (None: N(0, 0.02), the "
+                                          "paper; set: a departure)", None)
+    denoiser_init: str | None = describe("trained DDIB (run dir, checkpoint or shipped name) whose denoisers start "
+                                         "eps_a, eps_b, condition channels' weights at zero; same unet and data (None: "
+                                         "the paper; set: a departure)", None)
+    train_generators: bool = describe("take Algorithm 1's generator step on eq. (14) (true: the paper) | false: only "
+                                      "eq. (11) trains the denoisers (with generator_init: two-stage, a departure "
+                                      "from the paper)", True)
+    generator_grad: str = describe("gradient of eq. (12)'s fake terms: full (through the frozen denoisers, the paper) "
+                                   "| sds (denoisers' Jacobian dropped, Poole et al. 2022 eq. 3; a departure from "
+                                   "the paper)", "full")
+    generator_every: int = describe("take the generator (and discriminator) step on every k-th iteration after "
+                                    "generator_warmup; the denoiser step runs on every one (1: the paper; > 1: a departure "
+                                    "from the paper)", 1)
+    loss_weighting: str = describe("weight over t of the denoisers' eq. (11): uniform (the paper) | min_snr "
+                                   "(min(SNR, gamma) / SNR, Hang et al. ICCV 2023; a departure from the paper). Eq. "
+                                   "(12) stays uniform", "uniform")
     min_snr_gamma: float = describe("gamma of loss_weighting=min_snr", 5.0)
-    generator_warmup: int = describe("steps of Algorithm 1 at the start that skip the generator step, so the "
-                                     "denoisers learn their domains before they teach the generators (0: none, "
-                                     "the paper)", 0)
-    lambda_adv: float = describe("weight of an adversarial term added to eq. (14): CycleGAN's LSGAN generator loss "
-                                 "(Zhu et al. 2017 eq. 1 with Mao et al.'s least squares, the paper's ref. for its "
-                                 "generators), with two PatchGAN discriminators trained beside the generators "
-                                 "(0: none, the paper; a departure, see RESULTS.md)", 0.0)
-    lambda_identity: float = describe("weight of CycleGAN's identity term (Zhu et al. 2017 Sec. 5.2, after Taigman et "
-                                      "al.), |g_a2b(x^B) - x^B|_1 + |g_b2a(x^A) - x^A|_1, added to eq. (14): it keeps "
-                                      "the fakes' colour, which the adversarial and cycle terms leave free (0: none, "
-                                      "the paper; CycleGAN's value is 5 = 0.5 x its lambda_cycle)", 0.0)
+    generator_warmup: int = describe("optimisation steps at the start that skip the generator step, so the denoisers "
+                                     "learn first (0: none, the paper; > 0: a departure from the paper)", 0)
+    lambda_adv: float = describe("weight of CycleGAN's LSGAN generator loss (Zhu et al. 2017 eq. 1, least squares) "
+                                 "added to eq. (14), against PatchGANs d_a, d_b (0: none, the paper; > 0: a "
+                                 "departure from the paper)", 0.0)
+    lambda_identity: float = describe("weight of CycleGAN's identity term (Zhu et al. 2017 Sec. 5.2) added to eq. "
+                                      "(14), relative to lambda_cycle (0: none, the paper; 0.5: CycleGAN's; > 0: a "
+                                      "departure from the paper)", 0.0)
     discriminator: PatchGANConfig = describe("PatchGAN discriminators d_a, d_b (only when lambda_adv > 0)",
                                              factory=lambda: PatchGANConfig(ndf=16, n_layers=2))
     pool_size: int = describe("generated images kept per discriminator (CycleGAN's history pool; 0: none)", 50)
     generator_lr: float | None = describe("generator (and discriminator) learning rate (None: train.lr)", None)
     generator_betas: list[float] = describe("Adam betas of the generators (CycleGAN's (0.5, 0.999))",
                                             factory=lambda: [0.5, 0.999])
-    release_t: int = describe("release time t_r, an integer timestep of the training schedule in [-1, T-1]: the source "
-                              "chain is re-noised from the input while t > t_r and denoised jointly from t_r down "
-                              "(-1: never released, T-1: released at once, so the input is nearly forgotten)", 100,
-                              inference=True)
-    steps: int = describe("default ancestral steps of translate (T = the full chain of Algorithm 2; fewer: respaced)",
-                          100, inference=True)
+    release_t: int = describe("release time t_r of Algorithm 2, a timestep in [-1, T-1]: the source chain is "
+                              "re-noised from the input while t > t_r, denoised jointly below (-1: never; T-1: at "
+                              "once)", 100, inference=True)
+    steps: int = describe("default sampling steps of each chain of translate (T: Algorithm 2's full chain; fewer: "
+                          "respaced)", 100, inference=True)
     t_max: int | None = describe("timestep where the chains start (None: T-1, pure noise)", None, inference=True)
-    target_start: str = describe("state the target chain starts from at t_max: noise (N(0, I), Algorithm 2) | source "
-                                 "(the input forward-noised to t_max with the chain's first noise draw, SDEdit's "
-                                 "start, Meng et al. ICLR 2022; a departure that carries the input's colour into "
-                                 "the chain: see RESULTS.md; use with t_max < T-1)", "noise", inference=True)
-    clip_x0: bool = describe("clip x0 predictions to [-1, 1] in each ancestral step (Ho et al.'s sampler)", True,
-                             inference=True)
-    sample_steps: int = describe("ancestral steps for the training sample grids", 20, inference=True)
+    target_start: str = describe("state of the target chain at t_max: noise (N(0, I), Algorithm 2) | source (the "
+                                 "input noised to t_max, SDEdit's start, Meng et al. 2022; a departure from the "
+                                 "paper; use t_max < T-1)", "noise", inference=True)
+    clip_x0: bool = describe("clip x0 predictions to [-1, 1] in each ancestral sampling step (Ho et al.'s sampler)",
+                             True, inference=True)
+    sample_steps: int = describe("ancestral sampling steps of each chain for the training sample grids", 20,
+                                 inference=True)
+
+    def __post_init__(self):
+        check_unit_training(self)
+        check_unit_inference(self)
+
+    @staticmethod
+    def upgrade(data: dict) -> tuple[dict, list[str]]:
+        """Configs written before lambda_cycle was named as CycleGAN's: lambda_cyc is lambda_cycle, and their
+        lambda_identity was an absolute weight, today's relative one times lambda_cycle."""
+        if "lambda_cyc" not in data:
+            return data, []
+        data["lambda_cycle"] = cycle = data.pop("lambda_cyc")
+        notes = ["lambda_cyc is read as lambda_cycle (its name since translab 0.3)"]
+        if data.get("lambda_identity"):
+            absolute = data["lambda_identity"]
+            data["lambda_identity"] = absolute / cycle if cycle else absolute
+            notes.append(f"lambda_identity {absolute} (absolute, beside lambda_cyc) is read as "
+                         f"{data['lambda_identity']} x lambda_cycle")
+        return data, notes
+
+    def check_with(self, cfg) -> None:
+        """The checks against data.image_size: the generators' downsamplings and the UNet's levels."""
+        check_divisible_size(cfg.data.image_size, self.generator.n_down, "model.generator.n_down")
+        self.unet.check_image_size(cfg.data.image_size)
+
+
+def check_release_t(release_t: int, num_timesteps: int) -> int:
+    """``release_t`` if it is an integer timestep in [-1, T-1]; ConfigError naming model.release_t otherwise."""
+    if isinstance(release_t, bool) or not isinstance(release_t, int) or not -1 <= release_t <= num_timesteps - 1:
+        raise ConfigError(f"model.release_t: expected an integer timestep in [-1, {num_timesteps - 1}] "
+                          f"(T = {num_timesteps}), got {release_t!r}")
+    return release_t
+
+
+def check_unit_training(cfg: "UnitDDPMConfig") -> None:
+    """The training settings of UNIT-DDPM: choices, weights, counts and the combinations that cannot work."""
+    check_choice("model.cycle_loss", cfg.cycle_loss, CYCLE_DISTANCES)
+    check_choice("model.generator_grad", cfg.generator_grad, GENERATOR_GRADS)
+    check_choice("model.pair_noise", cfg.pair_noise, PAIR_NOISES)
+    check_loss_weighting(cfg.loss_weighting)
+    if isinstance(cfg.generator_every, bool) or not isinstance(cfg.generator_every, int) or cfg.generator_every < 1:
+        raise ConfigError(f"model.generator_every: expected an integer >= 1, got {cfg.generator_every!r}")
+    check_fields(cfg, "model", {"generator_warmup": (0, None), "lambda_adv": (0.0, None),
+                                "lambda_identity": (0.0, None), "pool_size": (0, None), "steps": (1, None),
+                                "sample_steps": (0, None)})
+    c = cfg.condition_t_max
+    if c is not None and (isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= cfg.diffusion.num_timesteps - 1):
+        raise ConfigError(f"model.condition_t_max: expected None or an integer timestep in "
+                          f"[0, {cfg.diffusion.num_timesteps - 1}], got {c!r}")
+    if c is not None and cfg.pair_noise == "shared":
+        raise ConfigError("model.condition_t_max with model.pair_noise=shared would still hand the partner's noise "
+                          "to the condition: use pair_noise=independent")
+    if cfg.lambda_adv > 0 and not cfg.train_generators:
+        raise ConfigError("model.lambda_adv > 0 trains discriminators against the generators, but "
+                          "model.train_generators is false: set one of them")
+    if len(cfg.generator_betas) != 2:
+        raise ConfigError(f"model.generator_betas: expected two numbers, got {cfg.generator_betas}")
+
+
+def check_unit_inference(cfg: "UnitDDPMConfig") -> None:
+    """The inference settings of UNIT-DDPM (checked again by every ``with_inference`` view)."""
+    check_choice("model.target_start", cfg.target_start, TARGET_STARTS)
+    T = cfg.diffusion.num_timesteps
+    t_r, c = check_release_t(cfg.release_t, T), cfg.condition_t_max
+    if c is not None and t_r > c:
+        raise ConfigError(f"model.release_t={t_r}: this model's conditions are noised to at most "
+                          f"condition_t_max={c}, so the joint chain must start at or below it (release_t <= {c})")
+    if cfg.t_max is not None and not 0 <= cfg.t_max <= T - 1:
+        raise ConfigError(f"model.t_max: expected a timestep in [0, {T - 1}] (T = {T}) or null, got {cfg.t_max}")
 
 
 @dataclass
@@ -176,41 +224,7 @@ class UnitDDPM(Method):
 
     def __init__(self, cfg: UnitDDPMConfig, image_size: int, channels: int = 3):
         super().__init__(cfg, image_size, channels)
-        if cfg.cycle_loss not in CYCLE_DISTANCES:
-            raise ConfigError(f"model.cycle_loss: expected one of {', '.join(CYCLE_DISTANCES)}, got '{cfg.cycle_loss}'")
-        if cfg.generator_grad not in GENERATOR_GRADS:
-            raise ConfigError(f"model.generator_grad: expected one of {', '.join(GENERATOR_GRADS)}, "
-                              f"got '{cfg.generator_grad}'")
-        check_loss_weighting(cfg.loss_weighting)
-        if isinstance(cfg.generator_every, bool) or not isinstance(cfg.generator_every, int) or cfg.generator_every < 1:
-            raise ConfigError(f"model.generator_every: expected an integer >= 1, got {cfg.generator_every!r}")
-        if cfg.generator_warmup < 0:
-            raise ConfigError(f"model.generator_warmup: expected a step count >= 0, got {cfg.generator_warmup}")
-        c = cfg.condition_t_max
-        if c is not None and (isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= cfg.diffusion.num_timesteps - 1):
-            raise ConfigError(f"model.condition_t_max: expected None or an integer timestep in "
-                              f"[0, {cfg.diffusion.num_timesteps - 1}], got {c!r}")
-        if c is not None and cfg.pair_noise == "shared":
-            raise ConfigError("model.condition_t_max with model.pair_noise=shared would still hand the partner's noise "
-                              "to the condition: use pair_noise=independent")
-        if cfg.pair_noise not in PAIR_NOISES:
-            raise ConfigError(f"model.pair_noise: expected one of {', '.join(PAIR_NOISES)}, got '{cfg.pair_noise}'")
-        if cfg.lambda_adv < 0:
-            raise ConfigError(f"model.lambda_adv: expected a weight >= 0, got {cfg.lambda_adv}")
-        if cfg.lambda_adv > 0 and not cfg.train_generators:
-            raise ConfigError("model.lambda_adv > 0 trains discriminators against the generators, but "
-                              "model.train_generators is false: set one of them")
-        if cfg.lambda_identity < 0:
-            raise ConfigError(f"model.lambda_identity: expected a weight >= 0, got {cfg.lambda_identity}")
-        if cfg.pool_size < 0:
-            raise ConfigError(f"model.pool_size: expected a size >= 0, got {cfg.pool_size}")
-        if len(cfg.generator_betas) != 2:
-            raise ConfigError(f"model.generator_betas: expected two numbers, got {cfg.generator_betas}")
-        if image_size % (2 ** cfg.generator.n_down):
-            raise ConfigError(f"model.generator.n_down={cfg.generator.n_down}: image size {image_size} must be divisible "
-                              f"by 2**n_down = {2 ** cfg.generator.n_down}")
         self.schedule = NoiseSchedule.make(cfg.diffusion.schedule, cfg.diffusion.num_timesteps)
-        self.check_inference_settings()
         for name in DENOISERS:
             self.nets[name] = DenoiserUNet(cfg.unet, image_size, in_channels=2 * channels, out_channels=channels)
         for name in GENERATORS:
@@ -270,7 +284,7 @@ class UnitDDPM(Method):
 
         ``loaded`` = (Method, Config, info) as translab.loading.load_method returns it.
         Returns (the source Method, with its training weights and EMA where kept, and its config)."""
-        from translab.config import to_dict
+        from translab.settings import to_dict
 
         name = getattr(self.cfg, field)
         where = f"model.{field}={name}"
@@ -358,14 +372,14 @@ class UnitDDPM(Method):
         return {"loss_eps_a": loss_a, "loss_eps_b": loss_b, "loss_denoisers": loss}
 
     def generator_step(self, ctx: TrainSteps, x_a: torch.Tensor, x_b: torch.Tensor, d: Draws) -> dict[str, torch.Tensor]:
-        """Eq. (14) = eq. (12) + lambda_cyc * eq. (13), through the frozen denoisers.
+        """Eq. (14) = eq. (12) + lambda_cycle * eq. (13), through the frozen denoisers.
 
         Eq. (12)'s four terms: the two of eq. (11) (the fakes as conditions), and the two where a fake is the
         image being denoised by its target domain's network, conditioned on its real partner:
         ||eps~^A - eps_B(x~_t^B, x_t^A, t^A)||^2 and ||eps~^B - eps_A(x~_t^A, x_t^B, t^B)||^2, where eps~ is
         the noise of the fake (= eps of the partner when pair_noise='shared').
         With ``lambda_adv`` > 0, + lambda_adv * (LSGAN(d_b(fake_b), 1) + LSGAN(d_a(fake_a), 1)), the
-        discriminators frozen; with ``lambda_identity`` > 0, + lambda_identity * (|g_a2b(x_b) - x_b|_1 +
+        discriminators frozen; with ``lambda_identity`` > 0, + lambda_identity * lambda_cycle * (|g_a2b(x_b) - x_b|_1 +
         |g_b2a(x_a) - x_a|_1). Returns the loss tensors and, under ``fake_a``/``fake_b``, the fakes.
         """
         frozen = DENOISERS + (DISCRIMINATORS if self.adversarial else ())
@@ -382,15 +396,15 @@ class UnitDDPM(Method):
             fake = (self._fake_term(eps_b_net, fb_t, xa_c, d.t_a, d.fake_eps_a)
                     + self._fake_term(eps_a_net, fa_t, xb_c, d.t_b, d.fake_eps_b))
             cyc = sum(cycle_losses(x_a, x_b, g_a2b, g_b2a, self.cfg.cycle_loss, fake_b, fake_a))
-            loss = cond + fake + self.cfg.lambda_cyc * cyc
+            loss = cond + fake + self.cfg.lambda_cycle * cyc
             out = {"loss_gen_cond": cond, "loss_gen_fake": fake, "loss_cycle": cyc}
             if self.adversarial:
                 adv = lsgan_loss(ctx.model("d_b")(fake_b), True) + lsgan_loss(ctx.model("d_a")(fake_a), True)
                 loss = loss + self.cfg.lambda_adv * adv
                 out["loss_gen_adv"] = adv
-            if self.cfg.lambda_identity > 0:
+            if self.cfg.lambda_identity > 0:  # relative to lambda_cycle, as CycleGAN's
                 idt = sum(identity_loss(g_a2b, g_b2a, x_a, x_b))
-                loss = loss + self.cfg.lambda_identity * idt
+                loss = loss + (self.cfg.lambda_identity * self.cfg.lambda_cycle) * idt
                 out["loss_identity"] = idt
             ctx.optimize("generators", loss)
         finally:
@@ -450,11 +464,8 @@ class UnitDDPM(Method):
 
     # ---- inference ------------------------------------------------------------------------------
     def check_release(self, release_t: int) -> int:
-        T = self.schedule.num_timesteps
-        if isinstance(release_t, bool) or not isinstance(release_t, int) or not -1 <= release_t <= T - 1:
-            raise ConfigError(f"model.release_t: expected an integer timestep in [-1, {T - 1}] (T = {T}), "
-                              f"got {release_t!r}")
-        return release_t
+        """``release_t`` if it is a timestep of this model's chain in [-1, T-1]; ConfigError otherwise."""
+        return check_release_t(release_t, self.schedule.num_timesteps)
 
     def eps_fn(self, domain: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
         """eps_domain(x (N,3,H,W), x_other (N,3,H,W), t (N,)) -> (N,3,H,W), from the inference (EMA) weights."""
@@ -474,15 +485,6 @@ class UnitDDPM(Method):
     def _source_evals(ts: list[int], release_t: int) -> int:
         # the source net runs at each joint step except the last (its output x^src_0 feeds nothing)
         return sum(1 for t in ts[:-1] if t <= release_t)
-
-    def check_inference_settings(self) -> None:
-        if self.cfg.target_start not in TARGET_STARTS:
-            raise ConfigError(f"model.target_start: expected one of {', '.join(TARGET_STARTS)}, "
-                              f"got {self.cfg.target_start!r}")
-        t_r, c = self.check_release(self.cfg.release_t), self.cfg.condition_t_max
-        if c is not None and t_r > c:
-            raise ConfigError(f"model.release_t={t_r}: this model's conditions are noised to at most "
-                              f"condition_t_max={c}, so the joint chain must start at or below it (release_t <= {c})")
 
     def nfe(self, direction, steps=None):
         """Target-net evaluations (one per step) + source-net evaluations (joint steps with t <= t_r, but the last)."""

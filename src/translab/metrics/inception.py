@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from translab.errors import TranslabError
 from translab.checkpoint import CheckpointError, atomic_write_bytes
 from translab.image_io import as_rgb
 
@@ -48,7 +49,7 @@ PROTOCOL = ("torchmetrics NoTrainInceptionV3 pool3 (2048-d), antialias=False (to
             "resize to 299x299), uint8 inputs")
 
 
-class InceptionUnavailable(RuntimeError):
+class InceptionUnavailable(TranslabError, RuntimeError):
     """The Inception weights cannot be had here; the message says why and what to set."""
 
 

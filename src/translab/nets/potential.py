@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from translab.config import ConfigError, describe
+from translab.settings import ConfigError, describe
 
 
 @dataclass

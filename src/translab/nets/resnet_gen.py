@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from translab.config import describe
+from translab.settings import ConfigError, describe
 
 
 @dataclass
@@ -19,6 +19,12 @@ class ResnetGeneratorConfig:
     ngf: int = describe("channels after the first conv", 64)
     n_down: int = describe("stride-2 down-samplings (2 in the paper; 1 suits 32x32)", 2)
     n_blocks: int = describe("residual blocks (6 up to 128 px, 9 at 256 px)", 6)
+
+
+def check_divisible_size(image_size: int, n_down: int, key: str) -> None:
+    """ConfigError naming ``key`` unless ``image_size`` survives ``n_down`` stride-2 down-samplings."""
+    if image_size % (2 ** n_down):
+        raise ConfigError(f"{key}={n_down} needs an image size divisible by {2 ** n_down}, got {image_size}")
 
 
 class ResnetBlock(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translab.config import ConfigError, describe
+from translab.settings import ConfigError, describe
 
 NORMS = ("batch", "group", "none")
 OUTPUTS = ("linear", "tanh")

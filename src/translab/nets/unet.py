@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from translab.config import describe
+from translab.settings import ConfigError, _short, check_fields, describe
 
 
 @dataclass
@@ -22,6 +22,25 @@ class UNetConfig:
     attention_levels: list[int] = describe("indices of levels with self-attention (at their resolution)", factory=lambda: [])
     dropout: float = describe("dropout in the ResNet blocks", 0.0)
     norm_groups: int = describe("GroupNorm groups", 8)
+
+    def __post_init__(self):
+        check_fields(self, "model.unet", {"base_channels": (1, None), "layers_per_block": (1, None),
+                                          "norm_groups": (1, None), "dropout": (0.0, 1.0)})
+        mult = self.channel_mult
+        if not mult or any(m < 1 for m in mult):
+            raise ConfigError(f"model.unet.channel_mult: expected a non-empty list of integers >= 1, got {_short(mult)}")
+        for m in mult:
+            if (self.base_channels * m) % self.norm_groups:
+                raise ConfigError(f"model.unet.norm_groups={self.norm_groups} must divide the channels of every level "
+                                  f"(base_channels x channel_mult = {[self.base_channels * k for k in mult]})")
+
+    def check_image_size(self, image_size: int) -> None:
+        """ConfigError unless ``image_size`` survives the levels' halvings (divisible by 2^(levels - 1))."""
+        halvings = len(self.channel_mult) - 1
+        if image_size % (2 ** halvings):
+            raise ConfigError(f"data.image_size={image_size}: a UNet with {len(self.channel_mult)} levels "
+                              f"(model.unet.channel_mult={self.channel_mult}) needs an image size divisible by "
+                              f"{2 ** halvings}")
 
 
 class DenoiserUNet(nn.Module):
