@@ -32,7 +32,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="translab",
-        description="Unpaired image-to-image translation with diffusion models: DDIB, UNIT-DDPM, SDEdit, "
+        description="Unpaired image-to-image translation with diffusion models: DDIB, UNIT-DDPM, SDEdit, DSBM, "
                     "CycleGAN and Neural OT, trained, measured and compared.")
     parser.add_argument("--version", action="version", version=f"translab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
