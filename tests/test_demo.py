@@ -106,7 +106,7 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
     def record(cfg, run_dir, **_):
         calls.append((cfg.method, str(run_dir), getattr(cfg.model, "generator_init", None),
                       getattr(cfg.model, "denoiser_init", None)))
-        if len(calls) == 4:
+        if len(calls) == 5:
             raise Stop
 
     monkeypatch.setattr(translab.training, "train", record)
@@ -114,7 +114,7 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
         main(["demo", "--train", "--out", str(tmp_path / "demo")])
     except Stop:
         pass
-    assert [c[0] for c in calls] == ["ddib", "cyclegan", "unit-ddpm", "not"]
+    assert [c[0] for c in calls] == ["ddib", "cyclegan", "unit-ddpm", "not", "dsbm"]
     preset = translab.config.resolve_config("unit-ddpm", "cmnist-2to3").model
     for field, index, source in (("generator_init", 2, "cyclegan"), ("denoiser_init", 3, "ddib")):
         unit_init = calls[2][index]

@@ -35,6 +35,7 @@ DEMO_ROWS: tuple[DemoRow, ...] = (
     DemoRow("unit-ddpm", "cmnist-2to3/unit-ddpm"),
     DemoRow("cyclegan", "cmnist-2to3/cyclegan"),
     DemoRow("not", "cmnist-2to3/not"),
+    DemoRow("dsbm", "cmnist-2to3/dsbm"),
 )
 #: OpenMoji man -> woman: each shipped model at the setting of RESULTS.md's emoji table (its best measured one)
 EMOJI_ROWS: tuple[DemoRow, ...] = (
@@ -101,13 +102,15 @@ def demo_limit(args) -> int | None:
 
 def train_sources(out: Path, bench: str = "cmnist-2to3") -> dict[str, Path]:
     """`demo --train`: train every method with the benchmark's preset; shipped name -> fresh run directory."""
-    from translab.config import resolve_config
+    from translab.config import preset_names, resolve_config
     from translab.training import train
 
     sources = {}
     # DDIB and CycleGAN before UNIT-DDPM: a UNIT-DDPM preset whose networks start from them
     # (model.denoiser_init, model.generator_init) takes the ones just trained here, not the shipped ones
-    for method in ("ddib", "cyclegan", "unit-ddpm", "not"):
+    for method in ("ddib", "cyclegan", "unit-ddpm", "not", "dsbm"):
+        if f"{method}/{bench}" not in preset_names(method):
+            continue  # no cpu preset of this method for this benchmark (DSBM: Colored MNIST only)
         cfg = resolve_config(method, bench)
         if method == "unit-ddpm":
             for field, source in (("denoiser_init", "ddib"), ("generator_init", "cyclegan")):
