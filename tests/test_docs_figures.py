@@ -107,6 +107,8 @@ FIGURES = {
     "to counterpart / input's": value("metrics.counterpart.distance.pixel.ratio", "counterpart_pixel_ratio"),
     "nearest-training ratio": value("metrics.memorisation.ratio", "nearest_train_ratio"),
     "inception kid": value("metrics.fid_kid.inception.kid_mean"),
+    # the published Colored MNIST protocol (translab evaluate --protocol asbm)
+    "protocol floor fid": value("metrics.protocol_floor.fid_kid.inception.fid"),
 }
 
 DOCS = ["README.md", "RESULTS.md", "docs/**/*.md"]
