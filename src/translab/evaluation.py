@@ -418,28 +418,34 @@ def _dataset_block(pair, dataset: str, src: str, tgt: str, x: torch.Tensor, real
             "n_inputs": int(x.shape[0]), "n_reference": int(real.shape[0]), "limit": limit}
 
 
+def domain_digit(pair, domain: str) -> int:
+    """The digit of a Colored MNIST pair's domain ('a' | 'b'), from its domain names (swapped with data.reverse)."""
+    return int(pair.domain_names[0 if domain == "a" else 1])
+
+
 def protocol_test_sets(pair, src: str, tgt: str, opts: EvalOptions) -> tuple:
     """(inputs x, reference set real, true counterparts or None) of ``opts.protocol``, images (N, C, H, W)."""
     if opts.protocol == "asbm":
         from translab.data.cmnist_asbm import asbm_test_set
 
-        digit = {d: int(pair.domain_names[0 if d == "a" else 1]) for d in (src, tgt)}
         size = opts.limit or ASBM_SIZE
-        return asbm_test_set(digit[src], size).images, asbm_test_set(digit[tgt], size).images, None
+        return (asbm_test_set(domain_digit(pair, src), size).images, asbm_test_set(domain_digit(pair, tgt), size).images,
+                None)
     x = stack_dataset(pair.get(src, "test"), opts.limit).float()
     real = stack_dataset(pair.get(tgt, "test"), opts.limit).float()
     return x, real, true_counterparts(pair, src, tgt, opts.limit)
 
 
-def protocol_floor(pair, tgt: str, real: torch.Tensor, opts: EvalOptions) -> dict | None:
-    """The published protocol's floor: FID/KID between its reference set and the same digits recoloured with the
-    next seed (two disjoint recolourings of the real target test set); None under translab's protocol."""
+def protocol_floor(pair, tgt: str, real: torch.Tensor, opts: EvalOptions,
+                   extractors: list[Extractor]) -> dict | None:
+    """The published protocol's floor: FID/KID in ``extractors`` (build_extractors') between its reference set and
+    the same digits recoloured with the next seed (two disjoint recolourings of the real target test set); None
+    under translab's protocol."""
     if opts.protocol != "asbm":
         return None
     from translab.data.cmnist_asbm import asbm_test_set
 
-    extractors, _ = build_extractors("cmnist", opts)
-    other = asbm_test_set(int(pair.domain_names[0 if tgt == "a" else 1]), real.shape[0], ASBM_SEED + 1).images
+    other = asbm_test_set(domain_digit(pair, tgt), real.shape[0], ASBM_SEED + 1).images
     return {"what": f"the reference set against its recolouring with seed {ASBM_SEED + 1} ({other.shape[0]} images)",
             "fid_kid": labelled_distances(extractors, features_for(extractors, real, reference_key(tgt)),
                                           features_for(extractors, other, reference_key(tgt)), seed=opts.seed)}
@@ -455,10 +461,11 @@ def run_metrics(method, pair, dataset: str, x, y, real, truth, direction: str, s
                                                                    "--cycle-limit N to measure it)"}}
     else:
         metrics = {"cycle_error": cycle_error(method, x, y, f"{tgt}2{src}", steps, opts, gen)}
-    metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts,
+    built = build_extractors(dataset, opts)  # one Inception and one classifier for the outputs and the floor
+    metrics.update(measure_outputs(x, y, real, dataset, target_class_name(pair, tgt, dataset), tgt, opts, built,
                                    counterpart=truth))
     if opts.protocol == "asbm":
-        metrics["protocol_floor"] = protocol_floor(pair, tgt, real, opts)
+        metrics["protocol_floor"] = protocol_floor(pair, tgt, real, opts, built[0])
     else:
         metrics["memorisation"] = memorisation_of(pair, tgt, y, real)
     return metrics

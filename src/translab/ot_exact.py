@@ -269,8 +269,9 @@ def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: 
     """
     from translab.config import DataConfig
     from translab.data import build_domain_pair
-    from translab.evaluation import (MSE_UNITS, PROTOCOLS, EvalOptions, check_protocol, eval_stem, measure_outputs,
-                                     protocol_floor, protocol_test_sets, target_class_name, write_samples)
+    from translab.evaluation import (MSE_UNITS, PROTOCOLS, EvalOptions, build_extractors, check_protocol, eval_stem,
+                                     measure_outputs, protocol_floor, protocol_test_sets, target_class_name,
+                                     write_samples)
     from translab.rundir import RunDir, json_safe
 
     t_start = time.perf_counter()
@@ -290,11 +291,12 @@ def evaluate_ot_exact(out_dir: str | Path, limit: int | None = None, inception: 
     metrics = {"cycle_error": {"available": False, "reason": "ot-exact couples two finite sets; it is not a "
                                                              "translator that could map its outputs back"}}
     _say(progress, "measuring the assigned target images" + (" (Inception features)" if inception else ""))
+    built = build_extractors(data_cfg.dataset, opts)  # one Inception and one classifier for the targets and the floor
     metrics.update(measure_outputs(x, y, real, data_cfg.dataset, target_class_name(pair, "b", data_cfg.dataset), "b",
-                                   opts, counterpart=truth))
+                                   opts, built, counterpart=truth))
     metrics["ot_exact"] = _plan_summary(ot_plan, idx, MSE_UNITS)
     if protocol != "translab":
-        metrics["protocol_floor"] = protocol_floor(pair, "b", real, opts)
+        metrics["protocol_floor"] = protocol_floor(pair, "b", real, opts, built[0])
 
     run = RunDir(out_dir)
     stem = eval_stem(METHOD, "a2b", None, {}, limit, protocol)

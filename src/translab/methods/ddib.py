@@ -61,6 +61,12 @@ class DiffusionConfig:
     def __post_init__(self):
         check_range("model.diffusion.num_timesteps", self.num_timesteps, 1)
 
+    def check_t_max(self, t_max: int | None) -> None:
+        """ConfigError unless ``t_max`` (a chain's start) is None or a timestep of this schedule, in [0, T-1]."""
+        T = self.num_timesteps
+        if t_max is not None and not 0 <= t_max <= T - 1:
+            raise ConfigError(f"model.t_max: expected a timestep in [0, {T - 1}] (T = {T}) or null, got {t_max}")
+
 
 @dataclass
 class DDIBConfig:
@@ -120,9 +126,7 @@ class DDIBConfig:
     def _check_chain(self) -> None:
         """Steps, the chains' start, the trained domains and guidance against the network's labels."""
         check_fields(self, "model", {"steps": (1, None), "sample_steps": (0, None)})
-        T = self.diffusion.num_timesteps
-        if self.t_max is not None and not 0 <= self.t_max <= T - 1:
-            raise ConfigError(f"model.t_max: expected a timestep in [0, {T - 1}] (T = {T}) or null, got {self.t_max}")
+        self.diffusion.check_t_max(self.t_max)
         if not self.train_domains:
             raise ConfigError("model.train_domains: expected 'a' and/or 'b', got an empty list")
         for d in self.train_domains:

@@ -197,8 +197,7 @@ def check_unit_inference(cfg: "UnitDDPMConfig") -> None:
     if c is not None and t_r > c:
         raise ConfigError(f"model.release_t={t_r}: this model's conditions are noised to at most "
                           f"condition_t_max={c}, so the joint chain must start at or below it (release_t <= {c})")
-    if cfg.t_max is not None and not 0 <= cfg.t_max <= T - 1:
-        raise ConfigError(f"model.t_max: expected a timestep in [0, {T - 1}] (T = {T}) or null, got {cfg.t_max}")
+    cfg.diffusion.check_t_max(cfg.t_max)
 
 
 @dataclass
