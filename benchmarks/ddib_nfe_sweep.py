@@ -36,7 +36,7 @@ from translab.shipped import resolve_run
 from translab.training import load_method
 
 GRID_IMAGES = 12
-COLUMNS = ("sampler", "guidance", "interval", "steps", "t_max", "nfe", "target_accuracy", "hue_error_deg", "fid_inception",
+COLUMNS = ("sampler", "guidance", "guidance_on", "interval", "steps", "t_max", "nfe", "target_accuracy", "hue_error_deg", "fid_inception",
            "fid_classifier", "recon_mse", "transport_cost", "images_per_s")
 
 
@@ -64,7 +64,7 @@ def measure(method, x, real_f, extractors, clf, steps: int, args) -> dict:
         entry = fid.get(name, {})
         return entry.get("fid") if entry.get("available") else None
 
-    return {"sampler": method.cfg.sampler, "guidance": method.cfg.guidance,
+    return {"sampler": method.cfg.sampler, "guidance": method.cfg.guidance, "guidance_on": method.cfg.guidance_on,
             "interval": method.cfg.guidance_interval, "steps": steps, "t_max": method.timesteps(steps)[0],
             "nfe": method.nfe("a2b", steps),
             "target_accuracy": classifier_accuracy(clf, y, "3", args.batch_size).get("value"),
@@ -119,8 +119,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def line_label(row: dict) -> str:
     """One plotted line per solver, start and guidance scale."""
-    w, gi = row.get("guidance", 1.0), row.get("interval")
+    w, gi, on = row.get("guidance", 1.0), row.get("interval"), row.get("guidance_on", "all")
     return (row["sampler"] + row.get("t_max_label", "") + ("" if w == 1.0 else f" w={w:g}")
+            + ("" if w == 1.0 or on == "all" else f" on {on}")
             + ("" if gi is None or w == 1.0 else f" t in [{gi[0]}, {gi[1]}]"))
 
 
@@ -129,7 +130,7 @@ def grid_outputs(method, x: torch.Tensor, rows: list[dict]) -> list[torch.Tensor
     outs = []
     for r in rows:
         view = method.with_inference(sampler=r["sampler"], t_max=r["t_max"], guidance=r.get("guidance", 1.0),
-                                     guidance_interval=r.get("interval"))
+                                     guidance_interval=r.get("interval"), guidance_on=r.get("guidance_on", "all"))
         outs.append(view.translate(x, "a2b", steps=r["steps"]).images)
     return outs
 
@@ -164,7 +165,8 @@ def command_line(args) -> str:
 
 def row_key(row: dict) -> tuple:
     gi = row.get("interval")
-    return row["sampler"], row.get("guidance", 1.0), None if gi is None else tuple(gi), row["steps"], row["t_max"]
+    return (row["sampler"], row.get("guidance", 1.0), row.get("guidance_on", "all"), None if gi is None else tuple(gi),
+            row["steps"], row["t_max"])
 
 
 def previous_rows(path: Path) -> list[dict]:
@@ -209,6 +211,8 @@ def parse_args(argv=None):
                    help="guidance intervals, comma-separated: 'all' (every decoding step) or LO:HI (guide only "
                         "decoding steps with LO <= t <= HI, model.guidance_interval)")
     p.add_argument("--t-max", type=int, default=None, help="start every chain here (default: T - T/steps)")
+    p.add_argument("--guidance-on", default="all", choices=("all", "luminance"),
+                   help="what guidance extrapolates (model.guidance_on)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-inception", action="store_true")
@@ -245,7 +249,7 @@ def main(argv=None) -> None:
     for sampler, w, gi in settings:
         if w == 1.0 and gi is not None:
             continue  # unguided: the interval changes nothing
-        view = method.with_inference(sampler=sampler, guidance=w, guidance_interval=gi)
+        view = method.with_inference(sampler=sampler, guidance=w, guidance_interval=gi, guidance_on=args.guidance_on)
         for steps in (int(s) for s in args.steps.split(",")):
             row = measure(view, x, real_f, extractors, clf, steps, args)
             row["t_max_label"] = "" if args.t_max is None else f" (t_max {args.t_max})"

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from test_method_contract import TINY
+from tiny_runs import with_teacher
 from translab.config import ConfigError, DataConfig, resolve_config
 from translab.data import DataError, build_domain_pair
 from translab.data.images import load_image
@@ -120,7 +121,7 @@ def test_hue_coloured_datasets_refuse_greyscale(dataset):
 def grey_config(name: str, root, *extra: str):
     common = ["data.limit=4", "train.batch_size=3", "train.progress=false", "train.sample_every=0",
               "train.log_every=1", "train.threads=1", "train.steps=2"]
-    return resolve_config(name, None, overrides=data_settings(root) + common + TINY[name][0] + list(extra))
+    return resolve_config(name, None, overrides=with_teacher(data_settings(root) + common + TINY[name][0] + list(extra)))
 
 
 @pytest.fixture(scope="module", params=sorted(METHODS))

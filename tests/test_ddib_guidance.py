@@ -107,6 +107,26 @@ def test_guided_decoding_costs_two_evaluations_and_changes_the_output():
     assert not torch.allclose(guided.translate(x, "a2b").images, model.translate(x, "a2b").images)
 
 
+def test_luminance_guidance_extrapolates_only_the_channel_mean():
+    """guidance_on=luminance: guided eps = cond + (w - 1) mean_c(cond - null), so guided - cond is the same in every
+    channel of a pixel, and its value is (w - 1) times the channel mean of the full guidance difference."""
+    model = tiny_model("model.label_dropout=0.1")
+    x, t = images(), torch.full((4,), 500)
+    net, label = model.domain_net("b")
+    cond = net(x, t, torch.full((4,), label))
+    null = net(x, t, torch.full((4,), NULL_LABEL))
+    w = 4.0
+    full = model.with_inference(guidance=w).eps_fn("b", w)(x, t)
+    luma = model.with_inference(guidance=w, guidance_on="luminance").eps_fn("b", w)(x, t)
+    assert torch.allclose(full, null + w * (cond - null), atol=1e-6)
+    shift = luma - cond
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-6)  # no colour in the extrapolation
+    assert torch.allclose(shift[:, 0], (w - 1) * (cond - null).mean(dim=1), atol=1e-6)
+    assert not torch.allclose(luma, full, atol=1e-4)
+    with pytest.raises(ConfigError, match="model.guidance_on"):
+        model.with_inference(guidance_on="chroma")
+
+
 def counted_calls(model) -> list[int]:
     """Wrap the model's inference network so each call appends its batch size; returns the list."""
     net, calls = model.infer_net("eps"), []

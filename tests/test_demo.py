@@ -69,15 +69,19 @@ def test_demo_default_subset_is_the_first_256_of_each_test_split():
 
 def test_demo_ddib_row_uses_the_shipped_defaults():
     """The demo's DDIB row overrides nothing: the shipped model's config is the one source of its setting
-    (DPM-Solver++(2M), 8 solver steps per chain, guidance w = 3 on t in [500, 999], as RESULTS.md's table)."""
+    (DPM-Solver++(2M), 8 solver steps per chain from t = 850, guidance w = 8 on the luminance for t in [500, 999], as RESULTS.md's
+    table); its chains start at t = 850 whatever the step count (a start that moved with it lost the hue)."""
     from translab.shipped import resolve_run
     from translab.training import load_method
 
     ddib = next(r for r in DEMO_ROWS if r.label == "ddib")
     assert ddib.overrides == {} and ddib.steps is None and ddib.as_method is None
     shipped, _, _ = load_method(resolve_run(ddib.model))
-    assert ((shipped.cfg.sampler, shipped.cfg.steps, shipped.cfg.guidance, shipped.cfg.guidance_interval)
-            == ("dpmpp2m", 8, 3.0, [500, 999]))
+    assert ((shipped.cfg.sampler, shipped.cfg.steps, shipped.cfg.t_max, shipped.cfg.guidance,
+             shipped.cfg.guidance_interval, shipped.cfg.guidance_on) == ("dpmpp2m", 8, 850, 8.0, [500, 999], "luminance"))
+    for steps in (8, 10, 20, 50):
+        ts = shipped.timesteps(steps)
+        assert (ts[0], ts[-1], len(ts)) == (850, 0, steps), steps
     assert len({r.label for r in DEMO_ROWS}) == len(DEMO_ROWS)
 
 
@@ -105,8 +109,8 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
 
     def record(cfg, run_dir, **_):
         calls.append((cfg.method, str(run_dir), getattr(cfg.model, "generator_init", None),
-                      getattr(cfg.model, "denoiser_init", None)))
-        if len(calls) == 5:
+                      getattr(cfg.model, "denoiser_init", None), getattr(cfg.model, "teacher", None)))
+        if len(calls) == 6:
             raise Stop
 
     monkeypatch.setattr(translab.training, "train", record)
@@ -114,7 +118,8 @@ def test_demo_train_trains_cyclegan_before_the_unit_ddpm_that_starts_from_it(tmp
         main(["demo", "--train", "--out", str(tmp_path / "demo")])
     except Stop:
         pass
-    assert [c[0] for c in calls] == ["ddib", "cyclegan", "unit-ddpm", "not", "dsbm"]
+    assert [c[0] for c in calls] == ["ddib", "cyclegan", "unit-ddpm", "not", "dsbm", "distill"]
+    assert calls[5][4] == str(tmp_path / "demo" / "train" / "ddib"), "the student learns the DDIB trained here"
     preset = translab.config.resolve_config("unit-ddpm", "cmnist-2to3").model
     for field, index, source in (("generator_init", 2, "cyclegan"), ("denoiser_init", 3, "ddib")):
         unit_init = calls[2][index]

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from translab.config import ConfigError, resolve_config
+from tiny_runs import with_teacher
 from translab.methods import METHODS
 
 torch.set_num_threads(1)
@@ -31,6 +32,8 @@ TINY = {
              "model.potential.nf_max=8", "model.t_iters=2"], "model.direction=sideways"),
     "dsbm": (UNET + ["model.pretrain_steps=1", "model.coupling_steps=2", "model.steps=3", "model.sample_steps=2"],
              "model.epsilon=0.0"),
+    # "{teacher}": a tiny DDIB trained on the same data settings (tiny_runs.with_teacher)
+    "distill": (UNET + ["model.teacher={teacher}", "model.pair_steps=1"], "model.pair_steps=0"),
 }
 
 
@@ -46,7 +49,7 @@ def test_the_light_name_list_is_the_method_table():
 
 
 def tiny_config(name: str, *extra: str):
-    return resolve_config(name, None, overrides=COMMON + TINY[name][0] + list(extra))
+    return resolve_config(name, None, overrides=with_teacher(COMMON + TINY[name][0] + list(extra)))
 
 
 def translate(method, x, direction):

@@ -13,3 +13,24 @@ TINY_DDIB = [
 
 def tiny_ddib(steps: int = 6, *extra: str):
     return resolve_config("ddib", None, None, TINY_DDIB + [f"train.steps={steps}", *extra])
+
+
+_TEACHERS: dict[tuple, str] = {}
+
+
+def with_teacher(overrides: list[str]) -> list[str]:
+    """``overrides`` with "{teacher}" replaced by a tiny DDIB run trained (1 step, cached per data settings) on the
+    same ``data.*`` settings: the teacher a distillation config needs."""
+    if not any("{teacher}" in o for o in overrides):
+        return list(overrides)
+    import tempfile
+    from pathlib import Path
+
+    from translab.training import train
+
+    data = tuple(o for o in overrides if o.startswith("data."))
+    if data not in _TEACHERS:
+        run = Path(tempfile.mkdtemp(prefix="tiny_teacher_")) / "ddib"
+        train(tiny_ddib(1, *data), run)
+        _TEACHERS[data] = str(run)
+    return [o.replace("{teacher}", _TEACHERS[data]) for o in overrides]

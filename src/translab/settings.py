@@ -19,7 +19,7 @@ from translab.errors import TranslabError
 
 #: the registered methods' names, in `translab --help` order (translab.methods.METHODS maps them to classes;
 #: tests/test_method_contract.py checks that both agree), kept here so that parsing arguments imports no torch
-METHOD_NAMES = ("ddib", "sdedit", "unit-ddpm", "cyclegan", "not", "dsbm")
+METHOD_NAMES = ("ddib", "sdedit", "unit-ddpm", "cyclegan", "not", "dsbm", "distill")
 
 
 class ConfigError(TranslabError, ValueError):

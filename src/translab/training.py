@@ -328,6 +328,8 @@ def _build_method(cfg: Config, device, fresh: bool) -> Method:
     method = build_method(cfg)
     if fresh:
         method.init_for_training(cfg, load_init_sources(method))
+    elif method.resume_sources():
+        method.resume_training(cfg, load_init_sources(method, method.resume_sources()))
     method.to(device)
     if cfg.train.channels_last:
         method.nets.to(memory_format=torch.channels_last)
@@ -336,11 +338,13 @@ def _build_method(cfg: Config, device, fresh: bool) -> Method:
     return method
 
 
-def load_init_sources(method: Method) -> dict:
-    """Load every trained run that ``method.init_sources()`` names: {field: (Method, Config, info)}."""
+def load_init_sources(method: Method, names: dict[str, str] | None = None) -> dict:
+    """Load every trained run that ``names`` (default ``method.init_sources()``) names: {field: (Method, Config,
+    info)}."""
     from translab.shipped import resolve_run
 
-    sources = {field: load_method(resolve_run(name)) for field, name in method.init_sources().items()}
+    names = method.init_sources() if names is None else names
+    sources = {field: load_method(resolve_run(name)) for field, name in names.items()}
     for field, (_, source_cfg, info) in sources.items():
         if source_cfg.data.channels != method.channels:
             raise MethodError(f"model.{field}: {info['checkpoint']} was trained on data.channels="

@@ -29,13 +29,14 @@ class DemoRow(NamedTuple):
 
 #: the rows, in order; the same settings as RESULTS.md's commands except DDIB's solver and steps
 DEMO_ROWS: tuple[DemoRow, ...] = (
-    DemoRow("ddib", "cmnist-2to3/ddib"),  # its own config's setting: DPM-Solver++(2M) 2 x 8, w = 3 on t in [500, 999]
-    # SDEdit as published: unguided (the shipped DDIB's config guides its decoding with w = 3)
+    DemoRow("ddib", "cmnist-2to3/ddib"),  # its own config's setting: DPM-Solver++(2M) 2 x 8 from t = 850, w = 8 on the luminance, t in [500, 999]
+    # SDEdit as published: unguided (the shipped DDIB's config guides its decoding with w = 8)
     DemoRow("sdedit", "cmnist-2to3/ddib", "sdedit", {"model.t0": 0.8, "model.guidance": 1.0}, 25),
     DemoRow("unit-ddpm", "cmnist-2to3/unit-ddpm"),
     DemoRow("cyclegan", "cmnist-2to3/cyclegan"),
     DemoRow("not", "cmnist-2to3/not"),
     DemoRow("dsbm", "cmnist-2to3/dsbm"),
+    DemoRow("distill", "cmnist-2to3/distill"),  # DDIB's one-step student
 )
 #: OpenMoji man -> woman: each shipped model at the setting of RESULTS.md's emoji table (its best measured one)
 EMOJI_ROWS: tuple[DemoRow, ...] = (
@@ -108,14 +109,14 @@ def train_sources(out: Path, bench: str = "cmnist-2to3") -> dict[str, Path]:
     sources = {}
     # DDIB and CycleGAN before UNIT-DDPM: a UNIT-DDPM preset whose networks start from them
     # (model.denoiser_init, model.generator_init) takes the ones just trained here, not the shipped ones
-    for method in ("ddib", "cyclegan", "unit-ddpm", "not", "dsbm"):
+    # DDIB before the one-step student, whose teacher (model.teacher) is the DDIB just trained here
+    for method in ("ddib", "cyclegan", "unit-ddpm", "not", "dsbm", "distill"):
         if f"{method}/{bench}" not in preset_names(method):
-            continue  # no cpu preset of this method for this benchmark (DSBM: Colored MNIST only)
+            continue  # no cpu preset of this method for this benchmark (DSBM, the student: Colored MNIST only)
         cfg = resolve_config(method, bench)
-        if method == "unit-ddpm":
-            for field, source in (("denoiser_init", "ddib"), ("generator_init", "cyclegan")):
-                if getattr(cfg.model, field) is not None:
-                    setattr(cfg.model, field, str(out / "train" / source))
+        for field, source in (("denoiser_init", "ddib"), ("generator_init", "cyclegan"), ("teacher", "ddib")):
+            if getattr(cfg.model, field, None) is not None:
+                setattr(cfg.model, field, str(out / "train" / source))
         print(f"== training {method} with preset {bench} into {out / 'train' / method}")
         train(cfg, out / "train" / method)
         sources[f"{bench}/{method}"] = out / "train" / method

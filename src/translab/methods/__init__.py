@@ -10,6 +10,7 @@ import difflib
 from translab.methods.base import DIRECTIONS, Method, MethodError, Translation
 from translab.methods.cyclegan import CycleGAN
 from translab.methods.ddib import DDIB
+from translab.methods.distill import Distill
 from translab.methods.dsbm import DSBM
 from translab.methods.neural_ot import NeuralOT
 from translab.methods.sdedit import SDEdit
@@ -18,6 +19,7 @@ from translab.methods.unit_ddpm import UnitDDPM
 #: name -> class, in translab.settings.METHOD_NAMES order
 METHODS: dict[str, type[Method]] = {
     "ddib": DDIB, "sdedit": SDEdit, "unit-ddpm": UnitDDPM, "cyclegan": CycleGAN, "not": NeuralOT, "dsbm": DSBM,
+    "distill": Distill,
 }
 
 

@@ -119,6 +119,15 @@ class Method:
         Config, ``sources`` the loaded (Method, Config, info) of each ``init_sources()`` field. Default:
         nothing (the nets keep their initialisation)."""
 
+    def resume_sources(self) -> dict[str, str]:
+        """Trained runs (config field -> run name or path) that a resumed training needs again; the training loop
+        loads them and hands them to ``resume_training``. Default: none."""
+        return {}
+
+    def resume_training(self, cfg, sources: dict | None = None) -> None:
+        """Called once before a resumed training, with the loaded (Method, Config, info) of each
+        ``resume_sources()`` field. Default: nothing."""
+
     def extra_state(self) -> dict:
         """Method state beyond nets and optimisers (e.g. CycleGAN's image pools), checkpointed."""
         return {}

@@ -12,8 +12,9 @@ Translate A -> B by encoding x_A to a latent with the source model's determinist
 Optional departures from the paper (every default keeps the paper): a conditional model trained with
 ``label_dropout`` > 0 also learns a null class, so decoding can be guided toward the target domain with a scale
 ``guidance`` w (classifier-free guidance, Ho & Salimans 2022; encoding stays the source domain's own ODE, so
-w = 1 is the paper's DDIB), optionally only inside ``guidance_interval`` (Kynkaanniemi et al. 2024) and with
-``guidance_rescale`` (Lin et al. 2024); ``loss_weighting: min_snr`` weights the loss over t (Hang et al. 2023);
+w = 1 is the paper's DDIB), optionally only inside ``guidance_interval`` (Kynkaanniemi et al. 2024), with
+``guidance_rescale`` (Lin et al. 2024), or on the channel mean of the guidance difference only (``guidance_on:
+luminance``, so the colour is the target domain's own conditional prediction); ``loss_weighting: min_snr`` weights the loss over t (Hang et al. 2023);
 ``sampler: dpmpp2m`` solves both ODEs with DPM-Solver++(2M) (Lu et al. 2022); ``sampler: edict`` integrates them
 with EDICT's coupled, algebraically invertible steps (Wallace et al. 2023), so decode(encode(x)) = x up to
 rounding.
@@ -25,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from translab.settings import ConfigError, check_fields, check_range, describe
+from translab.settings import ConfigError, check_choice, check_fields, check_range, describe
 from translab.diffusion.process import check_loss_weighting, drop_labels, q_sample, sample_t, weighted_loss_simple
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
@@ -35,6 +36,7 @@ from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DOMAIN_INDEX = {"a": 0, "b": 1}
 NULL_LABEL = 2  # the "no domain" class of a model trained with label dropout
+GUIDANCE_ON = ("all", "luminance")
 
 #: ODE solvers of the probability-flow ODE: name -> (encode: clean -> latent, decode: latent -> clean), each a
 #: pure function of (eps_fn, schedule, start tensor, descending timesteps) with one network evaluation per
@@ -101,9 +103,14 @@ class DDIBConfig:
     guidance_rescale: float = describe("phi in [0, 1]: blend guided eps with itself rescaled to the conditional eps's "
                                        "per-image std (Lin et al. WACV 2024, eqs. 15-16, on eps as diffusers does); 0: "
                                        "plain guidance", 0.0, inference=True)
+    guidance_on: str = describe("what guidance extrapolates: all (every channel, Ho & Salimans) | luminance (only "
+                                "the channel mean of eps_target - eps_null, so the colour follows the target "
+                                "domain's own prediction; a departure, for colour that must be kept)", "all",
+                                inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
 
     def __post_init__(self):
+        check_choice("model.guidance_on", self.guidance_on, GUIDANCE_ON)
         if not 0.0 <= self.guidance_rescale <= 1.0:
             raise ConfigError(f"model.guidance_rescale: expected a blend phi in [0, 1], got {self.guidance_rescale}")
         gi = self.guidance_interval
@@ -238,7 +245,11 @@ class DDIB(Method):
             n = x.shape[0]
             labels = torch.tensor([label, NULL_LABEL], device=x.device).repeat_interleave(n)
             cond, null = net(torch.cat([x, x]), torch.cat([t, t]), labels).chunk(2)
-            return rescale_guided(null + guidance * (cond - null), cond, self.cfg.guidance_rescale)
+            if self.cfg.guidance_on == "luminance":  # cond + (w - 1) (cond - null), the difference's channel mean
+                guided = cond + (guidance - 1.0) * (cond - null).mean(dim=1, keepdim=True)
+            else:
+                guided = null + guidance * (cond - null)
+            return rescale_guided(guided, cond, self.cfg.guidance_rescale)
 
         return guided
 
