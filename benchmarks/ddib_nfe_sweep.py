@@ -32,7 +32,7 @@ from translab.evaluation import (EvalOptions, build_extractors, classifier_accur
                                  reference_key)
 from translab.metrics.color import hue_error, mean_squared_distance, transport_cost
 from translab.metrics.frechet import labelled_distances
-from translab.shipped import resolve_run
+from translab.shipped import portable_path, resolve_run
 from translab.training import load_method
 
 GRID_IMAGES = 12
@@ -143,7 +143,7 @@ def save_outputs(x: torch.Tensor, shown: list[torch.Tensor], labels: list[str], 
     import matplotlib.pyplot as plt
 
     rows = [x[:GRID_IMAGES]] + shown
-    width = GRID_IMAGES * 0.6 + 2.4
+    width = GRID_IMAGES * 0.6 + 3.0
     fig, axes = plt.subplots(len(rows), 1, figsize=(width, len(rows) * 0.62))
     for ax, images, label in zip(axes, rows, ["inputs"] + labels):
         strip = torch.cat(list(((images.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)), dim=1)
@@ -151,7 +151,7 @@ def save_outputs(x: torch.Tensor, shown: list[torch.Tensor], labels: list[str], 
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
-    fig.subplots_adjust(left=2.3 / width, right=0.99, top=0.99, bottom=0.01, hspace=0.08)
+    fig.subplots_adjust(left=2.9 / width, right=0.99, top=0.99, bottom=0.01, hspace=0.08)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -218,6 +218,8 @@ def parse_args(argv=None):
     p.add_argument("--no-inception", action="store_true")
     p.add_argument("--out", default="docs/results/ddib_nfe")
     p.add_argument("--name", default="nfe_sweep", help="stem of the JSON and PNG written under --out")
+    p.add_argument("--figures-only", action="store_true",
+                   help="measure nothing: redraw OUT/NAME.png and _outputs.png from the rows of OUT/NAME.json")
     p.add_argument("--merge", action="store_true",
                    help="keep the rows of an existing OUT/NAME.json that this run does not measure again")
     return p.parse_args(argv)
@@ -232,11 +234,17 @@ def main(argv=None) -> None:
     limit = args.limit or None
     x = stack_dataset(pair.get("a", "test"), limit).float()
     real = stack_dataset(pair.get("b", "test"), limit).float()
+    out = Path(args.out)
+    if args.figures_only:
+        saved = json.loads((out / f"{args.name}.json").read_text())
+        draw_figures(method, x, saved["rows"], out, args.name,
+                     f"DDIB {args.run}: {saved['inputs']}, reference {saved['reference']}")
+        return
     extractors, clf = build_extractors(cfg.data.dataset, EvalOptions(inception=not args.no_inception,
                                                                      batch_size=args.batch_size))
     real_f = features_for(extractors, real, reference_key("b"))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    info = dict(info, checkpoint=portable_path(info["checkpoint"]))
     header = {"run": args.run, "checkpoint": info, "inputs": f"first {x.shape[0]} test 2s",
               "reference": f"first {real.shape[0]} test 3s", "threads": torch.get_num_threads(),
               "recon": "encode -> decode in domain A, MSE per pixel and channel, [-1, 1] units",
@@ -258,10 +266,22 @@ def main(argv=None) -> None:
             (out / f"{args.name}.json").write_text(json.dumps({**header, "rows": merged(kept, rows)}, indent=1))
     rows = merged(kept, rows)
     print(table(rows))
-    plot(rows, out / f"{args.name}.png", f"DDIB {args.run}: {header['inputs']}, reference {header['reference']}")
-    save_outputs(x, grid_outputs(method, x[:GRID_IMAGES], rows),
-                 [f"{line_label(r)} 2x{r['steps']} (t_max {r['t_max']})" for r in rows], out / f"{args.name}_outputs.png")
-    print(f"wrote {out / args.name}.json, .png and _outputs.png")
+    draw_figures(method, x, rows, out, args.name, f"DDIB {args.run}: {header['inputs']}, reference {header['reference']}")
+
+
+def output_label(row: dict) -> str:
+    """A grid row's label: solver, guidance, steps and start ('dpmpp2m w=8 luminance, 2x8 from t=850')."""
+    w, on = row.get("guidance", 1.0), row.get("guidance_on", "all")
+    guide = "" if w == 1.0 else f" w={w:g}" + ("" if on == "all" else f" {on}")
+    return f"{row['sampler']}{guide}, 2x{row['steps']} from t={row['t_max']}"
+
+
+def draw_figures(method, x: torch.Tensor, rows: list[dict], out: Path, name: str, title: str) -> None:
+    """OUT/NAME.png (the measures against NFE) and OUT/NAME_outputs.png (the first inputs and each row's outputs)."""
+    plot(rows, out / f"{name}.png", title)
+    save_outputs(x, grid_outputs(method, x[:GRID_IMAGES], rows), [output_label(r) for r in rows],
+                 out / f"{name}_outputs.png")
+    print(f"wrote {out / name}.json, .png and _outputs.png")
 
 
 if __name__ == "__main__":
