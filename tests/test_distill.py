@@ -96,5 +96,12 @@ def test_a_teacher_of_other_domains_or_no_teacher_is_refused(tmp_path):
                                                             "train.steps=1"])
     with pytest.raises(MethodError, match=r"data.image_size=8, this run has data.image_size=16"):
         training.train(cfg, tmp_path / "other")
+    from translab.rundir import RunDirError
+
+    with pytest.raises(RunDirError, match=r"^model.teacher=no/such/run: no such run directory") as err:
+        training.train(resolve_config("distill", None, overrides=TINY + ["model.teacher=no/such/run",
+                                                                        "train.steps=1"]), tmp_path / "missing")
+    assert len(str(err.value).splitlines()) == 1
+    assert not list((tmp_path / "missing").glob("checkpoints/*.pt")), "nothing is trained without its teacher"
     with pytest.raises(MethodError, match="model.teacher is not set"):
         training.train(resolve_config("distill", None, overrides=TINY + ["train.steps=1"]), tmp_path / "none")

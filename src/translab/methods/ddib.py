@@ -13,11 +13,12 @@ Optional departures from the paper (every default keeps the paper): a conditiona
 ``label_dropout`` > 0 also learns a null class, so decoding can be guided toward the target domain with a scale
 ``guidance`` w (classifier-free guidance, Ho & Salimans 2022; encoding stays the source domain's own ODE, so
 w = 1 is the paper's DDIB), optionally only inside ``guidance_interval`` (Kynkaanniemi et al. 2024), with
-``guidance_rescale`` (Lin et al. 2024), or on the channel mean of the guidance difference only (``guidance_on:
-luminance``, so the colour is the target domain's own conditional prediction); ``loss_weighting: min_snr`` weights the loss over t (Hang et al. 2023);
-``sampler: dpmpp2m`` solves both ODEs with DPM-Solver++(2M) (Lu et al. 2022); ``sampler: edict`` integrates them
-with EDICT's coupled, algebraically invertible steps (Wallace et al. 2023), so decode(encode(x)) = x up to
-rounding.
+``guidance_rescale`` (Lin et al. 2024), or on the channel mean of the guidance difference only
+(``guidance_on: luminance``, so the colour is the target domain's own conditional prediction);
+``loss_weighting: min_snr`` weights the loss over t (Hang et al. 2023); ``sampler: dpmpp2m`` solves both ODEs
+with DPM-Solver++(2M) (Lu et al. 2022); ``sampler: edict`` integrates them with EDICT's coupled, algebraically
+invertible steps (Wallace et al. 2023), so decode(encode(x)) = x up to rounding. ``t_max`` fixes where the chains
+start whatever the step count (the default, T - T/steps, moves with it).
 """
 from __future__ import annotations
 
