@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="translab",
         description="Unpaired image-to-image translation with diffusion models: DDIB, UNIT-DDPM, SDEdit, DSBM, "
-                    "CycleGAN and Neural OT, trained, measured and compared.")
+                    "CycleGAN, Neural OT and a one-step student of DDIB, trained, measured and compared.")
     parser.add_argument("--version", action="version", version=f"translab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
