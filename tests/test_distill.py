@@ -62,7 +62,7 @@ def test_kept_pairs_are_the_teachers_translations_of_the_training_batches(oracle
     assert oracle_teacher.calls == 2 * 3, "the teacher is called for both directions in the pair steps only"
     for direction in ("a2b", "b2a"):
         assert method.kept(direction) == 3 * 4
-        (inputs,), (outputs,) = method.pairs[f"{direction}_in"], method.pairs[f"{direction}_out"]
+        inputs, outputs = method.pairs[f"{direction}_in"], method.pairs[f"{direction}_out"]
         want = to_uint8(closed_form(from_uint8(inputs, "cpu"), direction))
         assert (outputs.int() - want.int()).abs().max() <= 1, direction  # the input's own uint8 rounding
 
@@ -72,7 +72,7 @@ def test_student_learns_the_closed_form_map(oracle_teacher, tmp_path):
                                    "train.ema_decay=0.9"), tmp_path / "run")
     method = result.method.eval()
     for direction in ("a2b", "b2a"):
-        x = from_uint8(method.pairs[f"{direction}_in"][0], "cpu")  # the training images (synthetic squares, discs)
+        x = from_uint8(method.pairs[f"{direction}_in"], "cpu")  # the training images (synthetic squares, discs)
         err = (method.translate(x, direction).images - closed_form(x, direction)).abs().mean()
         start = closed_form(x, direction).sub(x).abs().mean()  # the residual student's error at G = 0
         assert err < 0.1 * start, (direction, float(err), float(start))
@@ -84,8 +84,8 @@ def test_resumed_run_keeps_its_pairs_and_continues_exactly(oracle_teacher, tmp_p
     training.train(config("model.pair_steps=2", "train.steps=1", "train.checkpoint_every=1"), tmp_path / "resumed")
     resumed = training.train(config("model.pair_steps=2", "train.steps=4", "train.checkpoint_every=1"),
                              tmp_path / "resumed")
-    for key, chunks in straight.method.pairs.items():
-        assert torch.equal(chunks[0], resumed.method.pairs[key][0]), key
+    for key, kept in straight.method.pairs.items():
+        assert torch.equal(kept, resumed.method.pairs[key]), key
     for a, b in zip(straight.method.nets.parameters(), resumed.method.nets.parameters()):
         assert torch.equal(a, b)
 

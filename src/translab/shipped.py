@@ -25,8 +25,9 @@ def shipped_models() -> dict[str, Path]:
     return out
 
 
-def resolve_run(name: str) -> Path:
-    """A run directory, checkpoint file or shipped model folder for ``--run``; clear error otherwise."""
+def resolve_run(name: str, setting: str = "--run") -> Path:
+    """A run directory, checkpoint file or shipped model folder for ``--run`` (or the config key ``setting`` that
+    names it, e.g. 'model.teacher'); a one-line error naming it otherwise."""
     p = Path(name)
     if p.exists():
         return p
@@ -34,7 +35,8 @@ def resolve_run(name: str) -> Path:
     if name in models:
         return models[name]
     known = ", ".join(models) or "none shipped"
-    raise RunDirError(f"--run {name}: no such run directory or checkpoint, and not a shipped model ({known})")
+    where = f"--run {name}" if setting == "--run" else f"{setting}={name}"
+    raise RunDirError(f"{where}: no such run directory or checkpoint, and not a shipped model ({known})")
 
 
 def is_shipped(path: Path) -> bool:

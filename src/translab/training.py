@@ -342,23 +342,14 @@ def load_init_sources(method: Method, names: dict[str, str] | None = None) -> di
     """Load every trained run that ``names`` (default ``method.init_sources()``) names: {field: (Method, Config,
     info)}."""
     names = method.init_sources() if names is None else names
-    sources = {field: _load_source(field, name) for field, name in names.items()}
+    from translab.shipped import resolve_run
+
+    sources = {field: load_method(resolve_run(name, f"model.{field}")) for field, name in names.items()}
     for field, (_, source_cfg, info) in sources.items():
         if source_cfg.data.channels != method.channels:
             raise MethodError(f"model.{field}: {info['checkpoint']} was trained on data.channels="
                               f"{source_cfg.data.channels}, this run has data.channels={method.channels}")
     return sources
-
-
-def _load_source(field: str, name: str):
-    """load_method of the run ``model.<field>`` names; a missing run is a one-line error naming the field."""
-    from translab.rundir import RunDirError
-    from translab.shipped import resolve_run
-
-    try:
-        return load_method(resolve_run(name))
-    except RunDirError as err:
-        raise RunDirError(str(err).replace(f"--run {name}", f"model.{field}={name}", 1)) from None
 
 
 def _build_optimizers(method: Method, specs: dict) -> tuple[dict, dict]:

@@ -185,6 +185,19 @@ class Method:
         return self
 
 
+def check_same_domains(where: str, data, source_data) -> None:
+    """MethodError naming ``where`` (e.g. 'model.teacher=RUN') unless a run that another starts from or learns was
+    trained on the same domains: dataset, image size, direction and, for cMNIST, the digits and hues (``data``,
+    ``source_data``: the two runs' DataConfig)."""
+    keys = ["dataset", "image_size", "reverse"]
+    if data.dataset == "cmnist":
+        keys += ["digit_a", "digit_b", "color_seed"]
+    for key in keys:
+        if getattr(data, key) != getattr(source_data, key):
+            raise MethodError(f"{where}: it was trained with data.{key}={getattr(source_data, key)!r}, "
+                              f"this run has data.{key}={getattr(data, key)!r}")
+
+
 # --------------------------------------------------------------------------------------------------
 # optional capabilities, checked with isinstance (e.g. by `translab latent`)
 

@@ -20,13 +20,11 @@ from dataclasses import dataclass
 import torch
 
 from translab.settings import ConfigError, check_choice, check_fields, describe
-from translab.methods.base import Method, MethodError, TrainSteps, Translation, check_direction
+from translab.methods.base import Method, MethodError, TrainSteps, Translation, check_direction, check_same_domains
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DIRECTION_LABEL = {"a2b": 0, "b2a": 1}
 LOSSES = ("l1", "l2")
-#: the data fields a teacher must share with the student's run (the same domains at the same size)
-SAME_DATA = ("dataset", "digit_a", "digit_b", "image_size", "color_seed", "reverse", "channels")
 
 
 def small_unet() -> UNetConfig:
@@ -74,7 +72,9 @@ class Distill(Method):
         super().__init__(cfg, image_size, channels)
         self.nets["student"] = DenoiserUNet(cfg.unet, image_size, channels, channels, num_domains=2)
         self.teacher: Method | None = None
-        self.pairs: dict[str, list[torch.Tensor]] = {f"{d}_{k}": [] for d in DIRECTION_LABEL for k in ("in", "out")}
+        empty = torch.zeros(0, channels, image_size, image_size, dtype=torch.uint8)
+        #: the kept pairs, uint8 (N, C, H, W) on the CPU: "a2b_in", "a2b_out", "b2a_in", "b2a_out"
+        self.pairs: dict[str, torch.Tensor] = {f"{d}_{k}": empty for d in DIRECTION_LABEL for k in ("in", "out")}
 
     # ---- teacher --------------------------------------------------------------------------------
     def init_sources(self) -> dict[str, str]:
@@ -93,12 +93,8 @@ class Distill(Method):
         """Attach the loaded teacher (Method, Config, info) after checking it translates the same domains."""
         if not sources or "teacher" not in sources:
             raise MethodError("model.teacher was not loaded: pass sources=translab.training.load_init_sources(method)")
-        teacher, teacher_cfg, info = sources["teacher"]
-        for key in SAME_DATA:
-            ours, theirs = getattr(cfg.data, key), getattr(teacher_cfg.data, key)
-            if ours != theirs:
-                raise MethodError(f"model.teacher={self.cfg.teacher}: it was trained with data.{key}={theirs!r}, "
-                                  f"this run has data.{key}={ours!r}; a student learns its teacher's domains")
+        teacher, teacher_cfg, _ = sources["teacher"]
+        check_same_domains(f"model.teacher={self.cfg.teacher}", cfg.data, teacher_cfg.data)  # (channels: the loop)
         missing = sorted(set(DIRECTION_LABEL) - set(teacher.directions()))
         if missing:
             raise MethodError(f"model.teacher={self.cfg.teacher} cannot translate {', '.join(missing)}; "
@@ -112,11 +108,11 @@ class Distill(Method):
         return self.teacher.translate(x, direction, steps=self.cfg.teacher_steps).images
 
     def keep(self, key: str, images: torch.Tensor) -> None:
-        """Append uint8 images to the kept pairs' ``key``, held as one tensor."""
-        self.pairs[key] = [torch.cat(self.pairs[key] + [images])]
+        """Append uint8 images to the kept pairs' ``key``."""
+        self.pairs[key] = torch.cat([self.pairs[key], images])
 
     def kept(self, direction: str) -> int:
-        return sum(len(c) for c in self.pairs[f"{direction}_in"])
+        return self.pairs[f"{direction}_in"].shape[0]
 
     # ---- training -------------------------------------------------------------------------------
     def optimizer_specs(self, train_cfg):
@@ -145,7 +141,7 @@ class Distill(Method):
         """Mean L1 (or squared) error of the student against the teacher on n pairs drawn from those kept."""
         if not self.kept(direction):
             raise MethodError(f"distill: no kept pairs of {direction} to train on (model.pair_steps steps fill them)")
-        (inputs,), (outputs,) = self.pairs[f"{direction}_in"], self.pairs[f"{direction}_out"]
+        inputs, outputs = self.pairs[f"{direction}_in"], self.pairs[f"{direction}_out"]
         idx = torch.randint(0, inputs.shape[0], (n,), generator=ctx.generator)
         x, target = from_uint8(inputs[idx], device), from_uint8(outputs[idx], device)
         err = self.student(net, x, direction) - target
@@ -160,12 +156,10 @@ class Distill(Method):
 
     def extra_state(self) -> dict:
         """The kept pairs (uint8), so a resumed run trains on the same pairs and fills the rest."""
-        return {k: torch.cat(v) if v else torch.zeros(0, dtype=torch.uint8) for k, v in self.pairs.items()}
+        return dict(self.pairs)
 
     def load_extra_state(self, state: dict) -> None:
-        for k in self.pairs:
-            v = state.get(k)
-            self.pairs[k] = [v] if v is not None and len(v) else []
+        self.pairs.update({k: state[k] for k in self.pairs if k in state})
 
     # ---- inference ------------------------------------------------------------------------------
     @torch.no_grad()

@@ -51,7 +51,7 @@ from translab.diffusion.process import (check_loss_weighting, loss_simple, q_sam
                                         timestep_batch, weighted_loss_simple)
 from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
-from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction
+from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction, check_same_domains
 from translab.methods.ddib import DiffusionConfig
 from translab.methods.image_pool import ImagePool
 from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, identity_loss, jacobian_free_surrogate,
@@ -295,13 +295,7 @@ class UnitDDPM(Method):
         if mine != theirs:
             raise MethodError(f"{where}: its model.{size_field} is {theirs}, but ours is {mine}; "
                               f"set model.{size_field} to match")
-        keys = ["dataset", "image_size", "reverse"]
-        if cfg.data.dataset == "cmnist":
-            keys += ["digit_a", "digit_b", "color_seed"]
-        for key in keys:
-            if getattr(cfg.data, key) != getattr(source_cfg.data, key):
-                raise MethodError(f"{where}: it was trained with data.{key}={getattr(source_cfg.data, key)!r}, "
-                                  f"this run has data.{key}={getattr(cfg.data, key)!r}")
+        check_same_domains(where, cfg.data, source_cfg.data)
         return source, source_cfg
 
     def optimizer_specs(self, train_cfg):
