@@ -112,6 +112,27 @@ def test_pickle_posing_as_safetensors_is_refused(tmp_path, tiny_run, capsys):
     assert not marker.exists()
 
 
+def test_interrupted_export_keeps_the_previous_weights(tmp_path, tiny_run, monkeypatch):
+    import safetensors.torch
+
+    from translab.export import export_inference
+
+    folder = tmp_path / "export"
+    export_inference(tiny_run, folder)
+    before = (folder / "model.safetensors").read_bytes()
+    names = sorted(p.name for p in folder.iterdir())
+
+    def dies_half_way(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        export_inference(tiny_run, folder)
+    assert (folder / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == names  # no temporary file left behind
+
+
 def test_hostile_config_in_an_export_folder_is_refused(tmp_path, tiny_run):
     from translab.export import export_inference
 

@@ -6,12 +6,17 @@ config.yaml (the run's config), train_record.json (steps, wall time, hardware, f
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import yaml
 
-from translab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from translab.checkpoint import (
+    CheckpointError,
+    atomic_path,
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+)
 
 
 def export_inference(run_dir: str | Path, out_dir: str | Path, fp16: bool = False) -> Path:
@@ -33,11 +38,13 @@ def export_inference(run_dir: str | Path, out_dir: str | Path, fp16: bool = Fals
             tensors[f"{net}.{k}"] = v
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.safetensors"
-    save_file(tensors, str(path), metadata={"step": str(state["step"]), "method": state["config"]["method"]})
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(state["config"], sort_keys=False))
+    # each file through a temporary file and a rename: an interrupted export leaves no half-written file
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"step": str(state["step"]), "method": state["config"]["method"]})
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(state["config"], sort_keys=False))
     record = run_dir / "train_record.json"
     if record.is_file():
-        shutil.copy(record, out_dir / "train_record.json")
+        atomic_write_text(out_dir / "train_record.json", record.read_text())
     return path
 
 
