@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from translab.methods.base import MethodError
 from translab.shipped import portable_path
 
@@ -43,7 +41,7 @@ def combine_ddib(run_a: str | Path, run_b: str | Path, out_dir: str | Path) -> P
     ``model.train_domains`` set to both); ``run_b`` supplies eps_b (trained on domain B). Raises
     MethodError naming the run and the field when the two cannot be chained.
     """
-    from safetensors.torch import save_file
+    from translab.export import write_inference_folder
 
     m_a, cfg_a, info_a = _side(run_a, "a")
     m_b, cfg_b, info_b = _side(run_b, "b")
@@ -58,11 +56,6 @@ def combine_ddib(run_a: str | Path, run_b: str | Path, out_dir: str | Path) -> P
             tensors[f"{name}.{k}"] = v.detach().contiguous()
     config = dict(da)
     config["model"] = dict(da["model"], train_domains=["a", "b"])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / "model.safetensors"),
-              metadata={"step": str(min(info_a["step"], info_b["step"])), "method": "ddib"})
-    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     record = {"method": "ddib", "combined_from": {
         "a": {"run": portable_path(run_a), "checkpoint": portable_path(info_a["checkpoint"]), "steps": info_a["step"],
               "wall_seconds": info_a.get("wall_seconds"), "data": da["data"]},
@@ -70,5 +63,7 @@ def combine_ddib(run_a: str | Path, run_b: str | Path, out_dir: str | Path) -> P
               "wall_seconds": info_b.get("wall_seconds"), "data": db["data"]}},
         "steps": min(info_a["step"], info_b["step"]),
         "wall_seconds": sum(i.get("wall_seconds") or 0.0 for i in (info_a, info_b)) or None}
-    (out / "train_record.json").write_text(json.dumps(record, indent=2))
+    out = Path(out_dir)
+    write_inference_folder(out, tensors, {"step": str(min(info_a["step"], info_b["step"])), "method": "ddib"},
+                           config, json.dumps(record, indent=2))
     return out

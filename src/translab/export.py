@@ -21,8 +21,6 @@ from translab.checkpoint import (
 
 def export_inference(run_dir: str | Path, out_dir: str | Path, fp16: bool = False) -> Path:
     """Write the inference weights of a run to ``out_dir``; returns the safetensors path."""
-    from safetensors.torch import save_file
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
@@ -36,15 +34,25 @@ def export_inference(run_dir: str | Path, out_dir: str | Path, fp16: bool = Fals
             if fp16 and v.is_floating_point():
                 v = v.half()
             tensors[f"{net}.{k}"] = v
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.safetensors"
-    # each file through a temporary file and a rename: an interrupted export leaves no half-written file
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"step": str(state["step"]), "method": state["config"]["method"]})
-    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(state["config"], sort_keys=False))
     record = run_dir / "train_record.json"
-    if record.is_file():
-        atomic_write_text(out_dir / "train_record.json", record.read_text())
+    return write_inference_folder(out_dir, tensors, {"step": str(state["step"]), "method": state["config"]["method"]},
+                                  state["config"], record.read_text() if record.is_file() else None)
+
+
+def write_inference_folder(out_dir: str | Path, tensors: dict, metadata: dict, config: dict,
+                           record: str | None = None) -> Path:
+    """OUT/model.safetensors (``tensors`` with ``metadata``), config.yaml and, given its text, train_record.json;
+    returns the safetensors path. Each file goes through a temporary file and a rename, so an interrupted write
+    leaves the previous file and no half-written one."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    path = out_dir / "model.safetensors"
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    if record is not None:
+        atomic_write_text(out_dir / "train_record.json", record)
     return path
 
 
