@@ -1,0 +1,36 @@
+"""scripts/ddib_encode_decode.py: each chain gets its own step count, and bad step pairs are one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "ddib_encode_decode.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_each_chain_uses_its_own_step_count(tmp_path):
+    out = tmp_path / "ed.json"
+    done = run("cmnist-2to3/ddib", "--pairs", "1:1,1:2,2:1", "--limit", "4", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    rows = record["rows"]
+    assert [(r["encode_steps"], r["decode_steps"]) for r in rows] == [(1, 1), (1, 2), (2, 1)]
+    assert [len(r["encode_timesteps"]) for r in rows] == [1, 1, 2]
+    assert [len(r["decode_timesteps"]) for r in rows] == [1, 2, 1]
+    assert record["images"] == 4 and record["settings"]["t_max"] == 850
+    # same encoder, another decoder: the outputs differ, so the scores may; both are shares and angles
+    assert all(0 <= r["target_accuracy"] <= 1 and 0 <= r["hue_error_deg"] <= 180 for r in rows)
+
+
+def test_bad_step_pairs_are_refused(tmp_path):
+    for bad in ("8", "8:0", "a:b", "8:8:8"):
+        done = run("cmnist-2to3/ddib", "--pairs", bad, "--out", str(tmp_path / "x.json"))
+        assert done.returncode != 0
+        assert "--pairs: expected ENCODE:DECODE" in done.stderr
+    assert not (tmp_path / "x.json").exists()
