@@ -70,3 +70,10 @@ def test_the_published_protocol_refuses_other_data(tmp_path):
         check_protocol("asbm", "synthetic", 8, 3)
     with pytest.raises(MethodError, match="unknown evaluation protocol 'paper'"):
         check_protocol("paper", "cmnist", 32, 3)
+
+
+def test_the_commands_offer_every_protocol_and_no_other():
+    from translab.commands.common import PROTOCOL_NAMES
+    from translab.evaluation import PROTOCOLS
+
+    assert PROTOCOL_NAMES == tuple(PROTOCOLS)

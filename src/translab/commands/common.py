@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+#: the names of translab.evaluation.PROTOCOLS, here so that `--help` needs no torch (a test keeps them equal)
+PROTOCOL_NAMES = ("translab", "asbm")
+
 
 def add_config_args(p: argparse.ArgumentParser, preset_default: str | None = "cmnist-2to3") -> None:
     p.add_argument("--preset", default=preset_default, help="shipped preset (see `translab config --list`)")

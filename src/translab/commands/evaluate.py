@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from translab.commands.common import add_run_flags, positive_int
+    from translab.commands.common import PROTOCOL_NAMES, add_run_flags, positive_int
 
     p = sub.add_parser("evaluate", help="measure a trained run (FID/KID with two extractors, accuracy, hue, cost)")
     p.add_argument("--run", required=True, help="run directory (or a checkpoint file's run directory)")
@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--cycle-limit", type=positive_int, default=None,
                    help="measure cycle error on the first N inputs only")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (faster on long runs)")
-    p.add_argument("--protocol", default="translab", choices=("translab", "asbm"),
+    p.add_argument("--protocol", default="translab", choices=PROTOCOL_NAMES,
                    help="translab: the test splits as they are (default); asbm: the published Colored MNIST "
                         "protocol (test sets tiled to 10,000 and recoloured with seed 42, with its FID floor)")
     p.set_defaults(func=run)

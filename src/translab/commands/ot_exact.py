@@ -12,7 +12,7 @@ DATASETS = {"cmnist": {}, "emoji": {"dataset": "emoji", "image_size": 32}}
 
 
 def register(sub) -> None:
-    from translab.commands.common import add_run_flags
+    from translab.commands.common import PROTOCOL_NAMES, add_run_flags
 
     p = sub.add_parser("ot-exact", help="exact optimal transport between the test sets: the transport-cost "
                                         "reference row for `translab compare`")
@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N test images of each domain")
     p.add_argument("--no-inception", action="store_true", help="skip Inception FID/KID (reported as skipped)")
     p.add_argument("--no-cache", action="store_true", help="solve again instead of reading a cached plan")
-    p.add_argument("--protocol", default="translab", choices=("translab", "asbm"),
+    p.add_argument("--protocol", default="translab", choices=PROTOCOL_NAMES,
                    help="translab: the test splits (default); asbm: the published Colored MNIST test sets (10,000 "
                         "recoloured 2s and 3s; cmnist only)")
     p.add_argument("--batch-size", type=int, default=64)
