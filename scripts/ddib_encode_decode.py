@@ -68,15 +68,15 @@ def main() -> None:
     x = stack_dataset(build_domain_pair(cfg.data).get("a", "test"), args.limit)
     rows = []
     for e, d in pairs:
-        rows.append(score(method, x, e, d, cfg.data.digit_b))
-        r = rows[-1]
+        r = score(method, x, e, d, cfg.data.digit_b)
+        rows.append(r)
         print(f"encode {e:3d}  decode {d:3d}  read as {cfg.data.digit_b} {r['target_accuracy']:.3f}  "
               f"hue error {r['hue_error_deg']:.2f}  ({r['seconds']} s)", flush=True)
     record = {"run": portable_path(run), "images": int(x.shape[0]), "threads": args.threads,
               "settings": {k: getattr(method.cfg, k) for k in ("sampler", "t_max", "guidance", "guidance_interval",
                                                                "guidance_on")},
-              "command": "python scripts/ddib_encode_decode.py " + f"{args.run} --pairs {args.pairs} "
-                         f"--limit {args.limit} --out {portable_path(args.out)} --threads {args.threads}",
+              "command": f"python scripts/ddib_encode_decode.py {args.run} --pairs {args.pairs} --limit {args.limit} "
+                         f"--out {portable_path(args.out)} --threads {args.threads}",
               "rows": rows}
     atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out}")

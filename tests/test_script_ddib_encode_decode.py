@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "ddib_encode_decode.py"
 
@@ -24,8 +26,29 @@ def test_each_chain_uses_its_own_step_count(tmp_path):
     assert [len(r["encode_timesteps"]) for r in rows] == [1, 1, 2]
     assert [len(r["decode_timesteps"]) for r in rows] == [1, 2, 1]
     assert record["images"] == 4 and record["settings"]["t_max"] == 850
-    # same encoder, another decoder: the outputs differ, so the scores may; both are shares and angles
     assert all(0 <= r["target_accuracy"] <= 1 and 0 <= r["hue_error_deg"] <= 180 for r in rows)
+
+
+def test_equal_step_counts_score_the_method_s_own_translation():
+    """Oracle: with the same count for both chains the script scores what DDIB's translate gives at that count."""
+    import importlib.util
+
+    from translab.data import build_domain_pair
+    from translab.data.base import stack_dataset
+    from translab.metrics.color import hue_error
+    from translab.shipped import resolve_run
+    from translab.training import load_method
+
+    spec = importlib.util.spec_from_file_location("ddib_encode_decode", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    method, cfg, _ = load_method(resolve_run("cmnist-2to3/ddib"))
+    x = stack_dataset(build_domain_pair(cfg.data).get("a", "test"), 4)
+    row = script.score(method, x, 2, 2, cfg.data.digit_b)
+    own = method.translate(x, "a2b", steps=2).images
+    assert row["hue_error_deg"] == pytest.approx(hue_error(x, own)["mean_deg"], abs=1e-4)
+    other = script.score(method, x, 1, 2, cfg.data.digit_b)  # another encoder: other outputs
+    assert other["hue_error_deg"] != pytest.approx(row["hue_error_deg"], abs=1e-4)
 
 
 def test_bad_step_pairs_are_refused(tmp_path):
