@@ -132,3 +132,61 @@ def test_trained_dsbm_learns_the_gaussian_schrodinger_bridge_coupling():
         assert xb[:, k].var().item() == pytest.approx(var_b[k].item(), rel=0.15)
         assert cross[1500][k] == pytest.approx(target[k].item(), abs=0.15), (k, cross, target)
     assert target[0].item() - cross[0][0] > 0.25, cross
+
+
+TINY_DSBM = ["data.dataset=synthetic", "data.image_size=8", "data.limit=16", "train.batch_size=4",
+             "train.progress=false", "train.sample_every=0", "train.log_every=1", "train.threads=1",
+             "model.unet.base_channels=8", "model.unet.channel_mult=[1,2]", "model.unet.norm_groups=4",
+             "model.coupling_steps=2", "model.steps=3", "model.sample_steps=2"]
+
+
+def tiny_dsbm(*extra: str):
+    from translab.config import resolve_config
+
+    return resolve_config("dsbm", None, overrides=TINY_DSBM + list(extra))
+
+
+@pytest.fixture(scope="module")
+def tiny_bridge_run(tmp_path_factory):
+    from translab.training import train
+
+    run = tmp_path_factory.mktemp("dsbm_source") / "run"
+    train(tiny_dsbm("train.steps=2", "model.pretrain_steps=1"), run)
+    return run
+
+
+def test_init_from_starts_the_bridge_from_a_trained_dsbm_and_trains_online(tmp_path, tiny_bridge_run):
+    from translab.methods import build_method
+    from translab.training import load_init_sources, load_method, train
+
+    source, _, _ = load_method(tiny_bridge_run)
+    theirs = source.infer_net("bridge").state_dict()
+    cfg = tiny_dsbm("train.steps=2", "model.pretrain_steps=0", f"model.init_from={tiny_bridge_run}")
+    fresh = build_method(cfg)
+    assert not all(torch.equal(v, theirs[k]) for k, v in fresh.nets["bridge"].state_dict().items())
+    fresh.init_for_training(cfg, load_init_sources(fresh))
+    assert all(torch.equal(v, theirs[k]) for k, v in fresh.nets["bridge"].state_dict().items())
+    record = train(cfg, tmp_path / "continued")  # two online steps from the copy: the weights move
+    continued, _, _ = load_method(tmp_path / "continued")
+    assert record.step == 2
+    assert not all(torch.equal(v, theirs[k]) for k, v in continued.infer_net("bridge").state_dict().items())
+
+
+def test_init_from_refuses_another_network_other_domains_or_method(tmp_path, tiny_bridge_run):
+    from translab.methods import build_method
+    from translab.methods.base import MethodError
+    from translab.training import load_init_sources, train
+    from tiny_runs import tiny_ddib
+
+    train(tiny_ddib(1), tmp_path / "ddib")
+    cases = [((f"model.init_from={tiny_bridge_run}", "model.unet.base_channels=4"), r"set model.unet to match"),
+             ((f"model.init_from={tiny_bridge_run}", "data.reverse=true"), r"data.reverse=False.*data.reverse=True"),
+             ((f"model.init_from={tmp_path / 'ddib'}",), r"expected a dsbm model, got a 'ddib'")]
+    for overrides, message in cases:
+        cfg = tiny_dsbm(*overrides)
+        method = build_method(cfg)
+        with pytest.raises(MethodError, match=message):
+            method.init_for_training(cfg, load_init_sources(method))
+    cfg = tiny_dsbm(f"model.init_from={tiny_bridge_run}")
+    with pytest.raises(MethodError, match="not loaded"):
+        build_method(cfg).init_for_training(cfg, {})

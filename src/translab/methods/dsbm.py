@@ -12,6 +12,10 @@ endpoint; the drift is (x_hat - x_t) / (1 - t), translab.diffusion.bridge). Trai
    direction made: A -> B on the pairs (x0_hat, x1) with x0_hat simulated from the B batch, B -> A on (x0, x1_hat)
    (DSBM's alternating forward-backward fits, eq. 11, with one network and one gradient step per iteration).
 
+``init_from`` starts the network from a trained DSBM's bridge (its inference weights) instead: with
+``pretrain_steps: 0`` the run continues that bridge's online IMF (alpha-DSBM's fine-tuning of a pretrained
+bridge, Sec. 4), at this run's own ``epsilon``, which may differ from the source's (a warm start).
+
 ``epsilon`` is the reference Brownian motion's variance per unit time (images in [-1, 1]): small keeps the
 input (the bridge approaches the OT map, DSBM Sec. 2), large gives a more diverse, less faithful translation.
 A translation is one Euler-Maruyama simulation of ``steps`` network evaluations, stochastic (seeded).
@@ -26,7 +30,7 @@ import torch
 from translab.settings import ConfigError, describe
 from translab.diffusion.bridge import bridge_point, simulate_bridge
 from translab.diffusion.process import seeded_noise
-from translab.methods.base import Method, TrainSteps, Translation, check_direction
+from translab.methods.base import Method, MethodError, TrainSteps, Translation, check_direction, check_source
 from translab.nets.mlp import FieldMLP, MLPConfig
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
@@ -46,6 +50,9 @@ class DSBMConfig:
     mlp: MLPConfig = describe("size of the MLP (net: mlp)", factory=MLPConfig)
     pretrain_steps: int = describe("optimisation steps of bridge matching on the independent coupling before online IMF", 2000)
     coupling_steps: int = describe("Euler-Maruyama steps of each simulated training coupling (online phase)", 10)
+    init_from: str | None = describe("a trained DSBM run (directory or shipped name, e.g. cmnist-2to3/dsbm) whose "
+                                     "bridge network this run starts from, on a fresh training (same network "
+                                     "size and domains); None: a new network", None)
     coupling_from_ema: bool = describe("simulate the training couplings with the EMA weights (true) or the "
                                        "current ones", True)
     steps: int = describe("Euler-Maruyama steps of a translation (network evaluations per image)", 30,
@@ -91,6 +98,26 @@ class DSBM(Method):
         return endpoint
 
     # ---- training -------------------------------------------------------------------------------
+    def init_sources(self) -> dict[str, str]:
+        """model.init_from, where set: the trained DSBM this bridge starts from."""
+        return {} if self.cfg.init_from is None else {"init_from": self.cfg.init_from}
+
+    def init_for_training(self, cfg, sources: dict | None = None) -> None:
+        """On a fresh training with ``model.init_from``: copy that DSBM's inference bridge (its EMA) into ours,
+        after checking its method, network and domains against ours (MethodError naming both values)."""
+        if self.cfg.init_from is None:
+            return
+        if "init_from" not in (sources or {}):
+            raise MethodError("model.init_from is set, but its trained model was not loaded: pass "
+                              "sources=translab.training.load_init_sources(method)")
+        from translab.settings import to_dict
+
+        size_field = self.cfg.net  # "unet" or "mlp": the network's own size settings
+        sizes = {"net": self.cfg.net, size_field: to_dict(getattr(self.cfg, size_field))}
+        source, _ = check_source(f"model.init_from={self.cfg.init_from}", sources["init_from"], "dsbm", cfg.data,
+                                 sizes)
+        self.nets["bridge"].load_state_dict(source.infer_net("bridge").state_dict())
+
     def optimizer_specs(self, train_cfg):
         from translab.methods.base import OptimizerSpec
 

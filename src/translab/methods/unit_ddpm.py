@@ -51,7 +51,7 @@ from translab.diffusion.process import (check_loss_weighting, loss_simple, q_sam
                                         timestep_batch, weighted_loss_simple)
 from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
-from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction, check_same_domains
+from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction, check_source
 from translab.methods.ddib import DiffusionConfig
 from translab.methods.image_pool import ImagePool
 from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, identity_loss, jacobian_free_surrogate,
@@ -279,24 +279,13 @@ class UnitDDPM(Method):
                 start_as_unconditional(self.nets[f"eps_{d}"], *source.domain_net(d))
 
     def _check_source(self, cfg, field: str, method: str, size_field: str, loaded: tuple):
-        """Check the model loaded for ``model.<field>``: its method, ``model.<size_field>`` and data against ours.
-
-        ``loaded`` = (Method, Config, info) as translab.loading.load_method returns it.
-        Returns (the source Method, with its training weights and EMA where kept, and its config)."""
+        """Check the model loaded for ``model.<field>``: its method, ``model.<size_field>`` and data against ours
+        (translab.methods.base.check_source). Returns (the source Method, with its training weights and EMA
+        where kept, and its config)."""
         from translab.settings import to_dict
 
-        name = getattr(self.cfg, field)
-        where = f"model.{field}={name}"
-        source, source_cfg, info = loaded
-        if source_cfg.method != method:
-            raise MethodError(f"{where}: expected a {method} model, got a '{source_cfg.method}' one "
-                              f"({info['checkpoint']})")
-        mine, theirs = to_dict(getattr(self.cfg, size_field)), to_dict(getattr(source_cfg.model, size_field))
-        if mine != theirs:
-            raise MethodError(f"{where}: its model.{size_field} is {theirs}, but ours is {mine}; "
-                              f"set model.{size_field} to match")
-        check_same_domains(where, cfg.data, source_cfg.data)
-        return source, source_cfg
+        where = f"model.{field}={getattr(self.cfg, field)}"
+        return check_source(where, loaded, method, cfg.data, {size_field: to_dict(getattr(self.cfg, size_field))})
 
     def optimizer_specs(self, train_cfg):
         specs = {"denoisers": OptimizerSpec(DENOISERS, train_cfg.lr, weight_decay=train_cfg.weight_decay)}
