@@ -13,8 +13,8 @@ endpoint; the drift is (x_hat - x_t) / (1 - t), translab.diffusion.bridge). Trai
    (DSBM's alternating forward-backward fits, eq. 11, with one network and one gradient step per iteration).
 
 ``init_from`` starts the network from a trained DSBM's bridge (its inference weights) instead: with
-``pretrain_steps: 0`` the run continues that bridge's online IMF (alpha-DSBM's fine-tuning of a pretrained
-bridge, Sec. 4), at this run's own ``epsilon``, which may differ from the source's (a warm start).
+``pretrain_steps: 0`` the run continues that bridge's online IMF (alpha-DSBM's online fine-tuning of a pretrained
+bridge), at this run's own ``epsilon``, which may differ from the source's (a warm start).
 
 ``epsilon`` is the reference Brownian motion's variance per unit time (images in [-1, 1]): small keeps the
 input (the bridge approaches the OT map, DSBM Sec. 2), large gives a more diverse, less faithful translation.
