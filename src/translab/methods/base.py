@@ -198,11 +198,11 @@ def check_same_domains(where: str, data, source_data) -> None:
                               f"this run has data.{key}={getattr(data, key)!r}")
 
 
-def check_source(where: str, loaded: tuple, method: str, data, sizes: dict) -> tuple:
+def check_source(where: str, loaded: tuple, method: str, cfg, fields: tuple[str, ...]) -> tuple:
     """Check a trained run that another starts from (``loaded`` = (Method, Config, info) as
-    translab.loading.load_method returns it, named ``where``, e.g. 'model.init_from=RUN'): its method must be
-    ``method``, each ``model.<field>`` of ``sizes`` (field -> this run's value, as plain dicts or values) equal,
-    and its domains ``data``'s (check_same_domains). MethodError naming both values otherwise.
+    translab.loading.load_method returns it, named ``where``, e.g. 'model.init_from=RUN') against this run's
+    Config ``cfg``: its method must be ``method``, each ``model.<field>`` of ``fields`` equal to ours, and its
+    domains ours (check_same_domains). MethodError naming both values otherwise.
     Returns (the source Method, its Config)."""
     from translab.settings import to_dict
 
@@ -210,13 +210,12 @@ def check_source(where: str, loaded: tuple, method: str, data, sizes: dict) -> t
     if source_cfg.method != method:
         raise MethodError(f"{where}: expected a {method} model, got a '{source_cfg.method}' one "
                           f"({info['checkpoint']})")
-    for field, mine in sizes.items():
-        theirs = getattr(source_cfg.model, field)
-        theirs = to_dict(theirs) if dataclasses.is_dataclass(theirs) else theirs
+    for field in fields:
+        mine, theirs = to_dict(getattr(cfg.model, field)), to_dict(getattr(source_cfg.model, field))
         if mine != theirs:
             raise MethodError(f"{where}: its model.{field} is {theirs}, but ours is {mine}; "
                               f"set model.{field} to match")
-    check_same_domains(where, data, source_cfg.data)
+    check_same_domains(where, cfg.data, source_cfg.data)
     return source, source_cfg
 
 

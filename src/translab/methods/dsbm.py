@@ -110,12 +110,9 @@ class DSBM(Method):
         if "init_from" not in (sources or {}):
             raise MethodError("model.init_from is set, but its trained model was not loaded: pass "
                               "sources=translab.training.load_init_sources(method)")
-        from translab.settings import to_dict
-
-        size_field = self.cfg.net  # "unet" or "mlp": the network's own size settings
-        sizes = {"net": self.cfg.net, size_field: to_dict(getattr(self.cfg, size_field))}
-        source, _ = check_source(f"model.init_from={self.cfg.init_from}", sources["init_from"], "dsbm", cfg.data,
-                                 sizes)
+        # the network kind, then its own size settings (model.unet or model.mlp)
+        source, _ = check_source(f"model.init_from={self.cfg.init_from}", sources["init_from"], "dsbm", cfg,
+                                 ("net", self.cfg.net))
         self.nets["bridge"].load_state_dict(source.infer_net("bridge").state_dict())
 
     def optimizer_specs(self, train_cfg):

@@ -282,10 +282,7 @@ class UnitDDPM(Method):
         """Check the model loaded for ``model.<field>``: its method, ``model.<size_field>`` and data against ours
         (translab.methods.base.check_source). Returns (the source Method, with its training weights and EMA
         where kept, and its config)."""
-        from translab.settings import to_dict
-
-        where = f"model.{field}={getattr(self.cfg, field)}"
-        return check_source(where, loaded, method, cfg.data, {size_field: to_dict(getattr(self.cfg, size_field))})
+        return check_source(f"model.{field}={getattr(self.cfg, field)}", loaded, method, cfg, (size_field,))
 
     def optimizer_specs(self, train_cfg):
         specs = {"denoisers": OptimizerSpec(DENOISERS, train_cfg.lr, weight_decay=train_cfg.weight_decay)}
