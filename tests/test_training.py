@@ -206,6 +206,69 @@ dist.destroy_process_group()
     assert len(metrics) == 4  # only rank 0 writes
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_two_cpu_processes_resume_exactly(tmp_path):
+    """torchrun with 2 gloo processes: a run stopped at step 2 and resumed to step 4 ends with the weights of an
+    uninterrupted 4-step run, so each rank got its own random stream back (not rank 0's), and the checkpoint
+    holds the other rank's state."""
+    script = tmp_path / "ddp_resume.py"
+    script.write_text(f"""
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from tiny_runs import tiny_ddib
+from translab.checkpoint import latest_checkpoint, load_checkpoint
+from translab.training import train
+torch.set_num_threads(1)
+sets = ("train.checkpoint_every=2", "train.deterministic=true")
+train(tiny_ddib(4, *sets), {str(tmp_path / 'ref')!r})
+train(tiny_ddib(2, *sets), {str(tmp_path / 'cut')!r})
+train(tiny_ddib(4, *sets), {str(tmp_path / 'cut')!r})
+if dist.get_rank() == 0:
+    a, b = (load_checkpoint(latest_checkpoint(__import__("pathlib").Path(d) / "checkpoints"))
+            for d in ({str(tmp_path / 'ref')!r}, {str(tmp_path / 'cut')!r}))
+    same = all(torch.equal(a["nets"][n][k], b["nets"][n][k]) for n in a["nets"] for k in a["nets"][n])
+    print("SAME", same, "OTHER_RANKS", len(a.get("other_ranks", [])))
+dist.barrier()
+dist.destroy_process_group()
+""")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
+                        str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    line = [x for x in p.stdout.splitlines() if x.startswith("SAME")][0]
+    assert line == "SAME True OTHER_RANKS 1", line
+
+
+def test_each_rank_restores_its_own_random_stream_and_a_new_world_size_reseeds_the_others():
+    """_restore_rank_state: rank r of the checkpoint's world takes other_ranks[r - 1]; on another world size,
+    rank 0 keeps the checkpoint's own stream (and says so) and the other ranks draw streams of their own."""
+    from translab.training import _restore_rank_state, _rng_state
+
+    class Extra:
+        loaded = None
+
+        def load_extra_state(self, state):
+            self.loaded = state
+
+    def stream(seed):
+        return _rng_state(torch.Generator().manual_seed(seed))
+
+    cfg = tiny_ddib(2)
+    state = {"step": 7, "rng": stream(1), "extra": {},
+             "other_ranks": [{"rng": stream(2), "extra": {"pairs": 2}}]}
+    draws, logs = [], []
+    for rank, world in ((0, 2), (1, 2), (0, 3), (1, 3), (2, 3)):
+        g, method = torch.Generator(), Extra()
+        _restore_rank_state(state, method, g, cfg, rank, world, logs.append)
+        draws.append(float(torch.rand(1, generator=g)))
+        if (rank, world) == (1, 2):
+            assert method.loaded == {"pairs": 2}
+    first, second = (float(torch.rand(1, generator=torch.Generator().manual_seed(k))) for k in (1, 2))
+    assert draws[:2] == [first, second]
+    assert draws[2] == first and len({draws[2], draws[3], draws[4]}) == 3
+    assert len(logs) == 1 and "2 process(es), this run has 3" in logs[0]
+
+
 def test_hflip_mirrors_a_seeded_half_and_a_resumed_run_draws_the_same_flips(tmp_path):
     """train.hflip: each image mirrored with probability 1/2 from the run's generator; a run stopped at step 2 and
     resumed to step 4 ends with the weights of an uninterrupted 4-step run."""

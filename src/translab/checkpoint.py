@@ -2,7 +2,8 @@
 
 A checkpoint is a dict of tensors and plain Python values that ``torch.load(weights_only=True)`` accepts:
 {"format": "translab-checkpoint", "version": 1, "step": int, "config": dict, "nets": {...}, "ema": {...},
- "optimizers": {...}, "rng": {...}, "extra": {...}}. Nothing is unpickled beyond that allow-list.
+ "optimizers": {...}, "rng": {...}, "extra": {...}}, and, from a run of several processes, "other_ranks": the
+other ranks' {"rng", "extra"} in rank order. Nothing is unpickled beyond that allow-list.
 """
 from __future__ import annotations
 

@@ -297,6 +297,40 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _gather_rank_states(s: TrainSession) -> list[dict]:
+    """Each process's random state and method extra state (e.g. the student's kept pairs), in rank order: one
+    collective when there are several processes, so every rank calls it."""
+    mine = {"rng": _rng_state(s.ctx.generator), "extra": s.method.extra_state()}
+    if s.accelerator.num_processes == 1:
+        return [mine]
+    from accelerate.utils import gather_object
+
+    return gather_object([mine])
+
+
+def _restore_rank_state(state: dict, method: Method, generator: torch.Generator, cfg: Config,
+                        rank: int, world: int, log) -> None:
+    """This process's random streams and extra state from a checkpoint: rank 0's are the checkpoint's own,
+    rank r's its ``other_ranks[r - 1]``. On another number of processes than the checkpoint's, a rank with no
+    saved state keeps rank 0's extra state and draws from a stream seeded by (seed, rank, step), never a copy
+    of another rank's; the run then continues, but not bit for bit as it would have."""
+    others = state.get("other_ranks", [])
+    if len(others) == world - 1:
+        mine = state if rank == 0 else others[rank - 1]
+        _set_rng_state(mine["rng"], generator)
+        if rank > 0:
+            method.load_extra_state(mine.get("extra", {}))
+        return
+    if rank == 0:
+        _set_rng_state(state["rng"], generator)
+        log(f"the checkpoint was written by {len(others) + 1} process(es), this run has {world}: the other "
+            f"ranks' random streams are seeded anew, so the resumed run is not bit-exact")
+        return
+    seed = (cfg.train.seed * 1000 + rank) * 1_000_003 + int(state["step"])
+    torch.manual_seed(seed)
+    generator.manual_seed(seed)
+
+
 def train(cfg: Config, run_dir: str | Path, pair=None, on_step=None) -> TrainResult:
     """Train ``cfg.method`` into ``run_dir`` (resuming from its latest checkpoint if there is one).
 
@@ -403,7 +437,8 @@ def start_session(cfg: Config, run: RunDir, pair=None) -> TrainSession:
                 optimizers[n].load_state_dict(sd)
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"{ckpt_path}: its optimiser states do not fit the {cfg.method} model: {e}") from None
-        _set_rng_state(state["rng"], generator)
+        _restore_rank_state(state, method, generator, cfg, accelerator.process_index, accelerator.num_processes,
+                            run.log)
         start_step = int(state["step"])
     schedulers = _build_schedulers(specs, cfg, optimizers, start_step)
     models = {}
@@ -426,7 +461,9 @@ def start_session(cfg: Config, run: RunDir, pair=None) -> TrainSession:
 
 
 def save_training_checkpoint(s: TrainSession, step: int) -> Path | None:
-    """Atomic checkpoint of step ``step`` (main process only; others return None)."""
+    """Atomic checkpoint of step ``step``, written by the main process (the others return None), with every
+    rank's random and extra state. Every process calls it."""
+    ranks = _gather_rank_states(s)
     if not s.is_main:
         return None
     unwrapped = {n: s.accelerator.unwrap_model(m) for n, m in s.models.items()}
@@ -436,10 +473,12 @@ def save_training_checkpoint(s: TrainSession, step: int) -> Path | None:
         "nets": {n: _cpu_state(m) for n, m in unwrapped.items()},
         "ema": {n: _cpu_state(m) for n, m in s.method.ema.items()},
         "optimizers": {n: o.state_dict() for n, o in s.optimizers.items()},
-        "rng": _rng_state(s.ctx.generator),
-        "extra": s.method.extra_state(),
+        "rng": ranks[0]["rng"],
+        "extra": ranks[0]["extra"],
         "wall_seconds": s.wall(),
     }
+    if len(ranks) > 1:
+        ckpt["other_ranks"] = ranks[1:]
     path = save_checkpoint(ckpt, s.run.checkpoints, step, s.cfg.train.keep_checkpoints)
     s.run.log(f"checkpoint {path.name}")
     return path
@@ -578,6 +617,7 @@ def fit(s: TrainSession, on_step=None) -> TrainResult:
     wall = s.wall()
     if s.is_main and step > s.start_step:
         write_train_record(s, step, stopped_early, wall, last_scalars)
+    s.accelerator.wait_for_everyone()  # no rank returns before rank 0's files of this run are written
     return TrainResult(s.run.path, step, stopped_early, wall, last_scalars, s.method)
 
 
