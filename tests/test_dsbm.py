@@ -190,3 +190,27 @@ def test_init_from_refuses_another_network_other_domains_or_method(tmp_path, tin
     cfg = tiny_dsbm(f"model.init_from={tiny_bridge_run}")
     with pytest.raises(MethodError, match="not loaded"):
         build_method(cfg).init_for_training(cfg, {})
+
+
+def test_models_lists_a_two_stage_model_with_both_stages_steps_and_time(tmp_path, monkeypatch, capsys):
+    """`translab models`: a shipped model whose record names the run it started from (``init_from``) shows the
+    steps and train time of both stages, and says there were two."""
+    import json
+
+    import translab.shipped
+    from translab.cli import main
+
+    folders = {}
+    for name, rec in (("one", {"steps": 300, "wall_seconds": 600.0, "hardware": "hw"}),
+                      ("two", {"steps": 500, "wall_seconds": 1980.0, "hardware": "hw",
+                               "init_from": {"steps": 2300, "wall_seconds": 5040.0}})):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"0" * 1000)
+        (folder / "train_record.json").write_text(json.dumps(rec))
+        folders[f"x/{name}"] = folder
+    monkeypatch.setattr(translab.shipped, "shipped_models", lambda: folders)
+    assert main(["models"]) == 0
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["x/one"][1:3] == ["300", "10"] and "stages" not in " ".join(lines["x/one"])
+    assert lines["x/two"][1:3] == ["2800", "117"] and "(2 stages:" in " ".join(lines["x/two"])

@@ -30,6 +30,21 @@ def json_safe(obj, str_keys: bool = False):
     return obj
 
 
+def training_stages(record: dict) -> list[dict]:
+    """A train_record and, for weights trained from another run's (``init_from`` in the record), that run's
+    record, and so on: every stage that made the weights, the last first."""
+    out = [record]
+    while isinstance(out[-1].get("init_from"), dict) and len(out) < 16:
+        out.append(out[-1]["init_from"])
+    return out
+
+
+def training_total(record: dict, key: str):
+    """``key`` ('steps' or 'wall_seconds') summed over every stage of a train_record; None where a stage lacks it."""
+    values = [r.get(key) for r in training_stages(record)]
+    return None if any(v is None for v in values) else sum(values)
+
+
 class RunDirError(TranslabError, RuntimeError):
     """A run directory that is missing, locked by another process, or not a translab run."""
 

@@ -10,6 +10,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from translab.rundir import training_stages, training_total
     from translab.shipped import shipped_models
 
     models = shipped_models()
@@ -21,7 +22,10 @@ def run(args) -> int:
         rec_file = folder / "train_record.json"
         rec = json.loads(rec_file.read_text()) if rec_file.is_file() else {}
         size = (folder / "model.safetensors").stat().st_size / 1e6
-        wall = rec.get("wall_seconds")
-        print(f"{name:28s} {rec.get('steps', '?'):>7} {(f'{wall / 60:.0f} min' if wall else '?'):>11s} "
-              f"{size:>6.1f}MB  {rec.get('hardware', '?')}")
+        steps, wall = training_total(rec, "steps"), training_total(rec, "wall_seconds")
+        stages = len(training_stages(rec))
+        note = f"  ({stages} stages: model.init_from)" if stages > 1 else ""
+        print(f"{name:28s} {steps if steps is not None else '?':>7} {(f'{wall / 60:.0f} min' if wall else '?'):>11s} "
+              f"{size:>6.1f}MB  {rec.get('hardware', '?')}{note}")
     return 0
+

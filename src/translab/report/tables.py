@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from translab.rundir import RunDir, RunDirError
+from translab.rundir import RunDir, RunDirError, training_total
 
 
 def load_evals(run_dirs: list[str | Path]) -> list[dict]:
@@ -177,8 +177,8 @@ class Column:
 
 
 def _record(e: dict, key: str):
-    rec = e.get("training") or {}
-    return rec.get(key)
+    """``key`` of the evaluated weights' training record, summed over its stages (``init_from``)."""
+    return training_total(e.get("training") or {}, key)
 
 
 _TO_TRUTH = ("metrics", "counterpart", "distance")
