@@ -150,3 +150,23 @@ def test_demo_emoji_fills_every_row_with_the_counterpart_columns(tmp_path, capsy
     ot = next(e for e in evals if e["method"] == "ot-exact")
     assert ot["metrics"]["counterpart"]["available"] and "tone_kept" in ot["metrics"]
     assert "test men" in capsys.readouterr().out
+
+
+def test_working_copy_replaces_each_file_by_a_rename(tmp_path):
+    """Two commands on one shipped model share its writable copy: copying again renames complete files into
+    place, so a file the first command has open still reads whole, and no temporary file is left."""
+    import os
+
+    from translab.shipped import shipped_models, working_copy
+
+    name = "cmnist-2to3/not"
+    src = shipped_models()[name] / "model.safetensors"
+    dest = working_copy(name, tmp_path)
+    copied = dest / "model.safetensors"
+    assert copied.read_bytes() == src.read_bytes()
+    with open(copied, "rb") as held:
+        before = os.fstat(held.fileno()).st_ino
+        assert working_copy(name, tmp_path) == dest
+        assert os.stat(copied).st_ino != before
+        assert held.read() == src.read_bytes()
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in src.parent.iterdir() if p.is_file())

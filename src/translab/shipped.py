@@ -63,8 +63,11 @@ def portable_path(path: str | Path) -> str:
 
 def working_copy(name_or_path: str, dest_root: str | Path) -> Path:
     """A writable run directory for ``--run``: shipped models are copied to dest_root/<dataset>-<method>
-    (evaluations and analyses then land there, never inside the installed package)."""
+    (evaluations and analyses then land there, never inside the installed package). Each file goes through a
+    temporary file and a rename, so a command already reading the copy never sees a half-written file."""
     import shutil
+
+    from translab.checkpoint import atomic_path
 
     path = resolve_run(name_or_path)
     if not is_shipped(path):
@@ -73,5 +76,6 @@ def working_copy(name_or_path: str, dest_root: str | Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for f in path.iterdir():
         if f.is_file():
-            shutil.copy2(f, dest / f.name)
+            with atomic_path(dest / f.name) as tmp:
+                shutil.copy2(f, tmp)
     return dest
