@@ -170,6 +170,15 @@ def test_lr_drop_step_holds_across_a_resume(tmp_path):
     assert [lrs[k] for k in range(1, 6)] == pytest.approx([0.004, 0.004, 0.004, 0.001, 0.001])
 
 
+def _torchrun_line(script: Path, port: int, tag: str) -> str:
+    """Run ``script`` with torchrun on 2 CPU processes; the first line of its output that starts with ``tag``."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                        str(script)], cwd=script.parent, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return [x for x in p.stdout.splitlines() if x.startswith(tag)][0]
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
 def test_two_cpu_processes_keep_identical_replicas(tmp_path):
     """torchrun with 2 gloo processes: after training, both ranks' weights are bit-identical."""
@@ -194,11 +203,7 @@ if rank == 0:
 dist.barrier()
 dist.destroy_process_group()
 """)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                        str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    line = [x for x in p.stdout.splitlines() if x.startswith("WORLD")][0]
+    line = _torchrun_line(script, 29517, "WORLD")
     fields = line.split()
     assert fields[1] == "2"
     assert float(fields[3]) == 0.0, line
@@ -231,11 +236,7 @@ if dist.get_rank() == 0:
 dist.barrier()
 dist.destroy_process_group()
 """)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
-                        str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    line = [x for x in p.stdout.splitlines() if x.startswith("SAME")][0]
+    line = _torchrun_line(script, 29518, "SAME")
     assert line == "SAME True OTHER_RANKS 1", line
 
 
