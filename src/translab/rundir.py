@@ -34,7 +34,7 @@ def training_stages(record: dict) -> list[dict]:
     """A train_record and, for weights trained from another run's (``init_from`` in the record), that run's
     record, and so on: every stage that made the weights, the last first."""
     out = [record]
-    while isinstance(out[-1].get("init_from"), dict) and len(out) < 16:
+    while isinstance(out[-1].get("init_from"), dict):
         out.append(out[-1]["init_from"])
     return out
 

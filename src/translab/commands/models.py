@@ -28,4 +28,3 @@ def run(args) -> int:
         print(f"{name:28s} {steps if steps is not None else '?':>7} {(f'{wall / 60:.0f} min' if wall else '?'):>11s} "
               f"{size:>6.1f}MB  {rec.get('hardware', '?')}{note}")
     return 0
-
