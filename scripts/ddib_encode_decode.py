@@ -61,25 +61,36 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pairs = parse_pairs(args.pairs)
-    run = resolve_run(args.run)
-    method, cfg, _ = load_method(run)
-    if cfg.method != "ddib" or cfg.data.dataset != "cmnist":
-        raise SystemExit(f"{args.run}: expected a Colored MNIST DDIB run, got method {cfg.method} on {cfg.data.dataset}")
-    x = stack_dataset(build_domain_pair(cfg.data).get("a", "test"), args.limit)
+    run, method, cfg, x = load_cmnist_ddib(args.run, args.limit)
     rows = []
     for e, d in pairs:
         r = score(method, x, e, d, cfg.data.digit_b)
         rows.append(r)
         print(f"encode {e:3d}  decode {d:3d}  read as {cfg.data.digit_b} {r['target_accuracy']:.3f}  "
               f"hue error {r['hue_error_deg']:.2f}  ({r['seconds']} s)", flush=True)
-    record = {"run": portable_path(run), "images": int(x.shape[0]), "threads": args.threads,
+    write_record(args.out, run, method, x, args.threads, rows,
+                 f"python scripts/ddib_encode_decode.py {args.run} --pairs {args.pairs} --limit {args.limit} "
+                 f"--out {portable_path(args.out)} --threads {args.threads}")
+
+
+def load_cmnist_ddib(name: str, limit: int):
+    """(run path, Method, Config, the first ``limit`` test images of domain A) of a Colored MNIST DDIB run or
+    shipped name; SystemExit naming it for another method or dataset."""
+    run = resolve_run(name)
+    method, cfg, _ = load_method(run)
+    if cfg.method != "ddib" or cfg.data.dataset != "cmnist":
+        raise SystemExit(f"{name}: expected a Colored MNIST DDIB run, got method {cfg.method} on {cfg.data.dataset}")
+    return run, method, cfg, stack_dataset(build_domain_pair(cfg.data).get("a", "test"), limit)
+
+
+def write_record(out: Path, run: Path, method, x: torch.Tensor, threads: int, rows: list, command: str) -> None:
+    """OUT: the run, image count, threads, the run's solver settings, the command and the rows (atomic write)."""
+    record = {"run": portable_path(run), "images": int(x.shape[0]), "threads": threads,
               "settings": {k: getattr(method.cfg, k) for k in ("sampler", "t_max", "guidance", "guidance_interval",
                                                                "guidance_on")},
-              "command": f"python scripts/ddib_encode_decode.py {args.run} --pairs {args.pairs} --limit {args.limit} "
-                         f"--out {portable_path(args.out)} --threads {args.threads}",
-              "rows": rows}
-    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
-    print(f"wrote {args.out}")
+              "command": command, "rows": rows}
+    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def test_demo_emoji_fills_every_row_with_the_counterpart_columns(tmp_path, capsy
     out = tmp_path / "demo"
     assert main(["demo", "--dataset", "emoji-m2f", "--quick", "--limit", "4", "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
-    for label in ("ddib a2b", "sdedit a2b", "unit-ddpm a2b", "cyclegan a2b", "not a2b", "ot-exact a2b"):
+    for label in ("ddib a2b", "sdedit a2b", "unit-ddpm a2b", "cyclegan a2b", "not a2b", "dsbm a2b", "ot-exact a2b"):
         assert label in report, label
     for header in ("tone kept", "concept kept", "counterpart top-1 (input's)", "to counterpart, pixels (/ input's)",
                    "target accuracy"):

@@ -156,7 +156,11 @@ def tiny_bridge_run(tmp_path_factory):
 
 
 def test_init_from_starts_the_bridge_from_a_trained_dsbm_and_trains_online(tmp_path, tiny_bridge_run):
+    import json
+
     from translab.methods import build_method
+    from translab.rundir import training_total
+    from translab.shipped import portable_path
     from translab.training import load_init_sources, load_method, train
 
     source, _, _ = load_method(tiny_bridge_run)
@@ -169,6 +173,11 @@ def test_init_from_starts_the_bridge_from_a_trained_dsbm_and_trains_online(tmp_p
     record = train(cfg, tmp_path / "continued")  # two online steps from the copy: the weights move
     continued, _, _ = load_method(tmp_path / "continued")
     assert record.step == 2
+    # the record holds both stages: this run's steps, and the source's own record under init_from
+    stages = json.loads((tmp_path / "continued" / "train_record.json").read_text())
+    source_record = json.loads((tiny_bridge_run / "train_record.json").read_text())
+    assert stages["steps"] == 2 and stages["init_from"] == {"run": portable_path(tiny_bridge_run), **source_record}
+    assert training_total(stages, "steps") == 4
     assert not all(torch.equal(v, theirs[k]) for k, v in continued.infer_net("bridge").state_dict().items())
 
 

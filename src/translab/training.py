@@ -9,6 +9,7 @@ Ctrl-C (first: checkpoint and exit; second: exit at once). Methods own their opt
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import signal
@@ -624,13 +625,37 @@ def fit(s: TrainSession, on_step=None) -> TrainResult:
 def write_train_record(s: TrainSession, step: int, stopped_early: bool, wall: float, last_scalars: dict) -> None:
     """RUN/train_record.json: how the weights were made. An interrupted run records where it stopped, so a
     run stopped for time (and exported as it is) still says its steps, wall time and last losses."""
-    s.run.write_json("train_record.json", {
+    record = {
         "method": s.cfg.method, "steps": step, "target_steps": s.cfg.train.steps, "completed": not stopped_early,
         "wall_seconds": round(wall, 1), "device": str(s.accelerator.device),
         "processes": s.accelerator.num_processes, "hardware": hardware_string(),
-        "final": {k: round(v, 6) for k, v in last_scalars.items()}})
+        "final": {k: round(v, 6) for k, v in last_scalars.items()}}
+    earlier = earlier_stage_record(s.method)
+    if earlier is not None:
+        record["init_from"] = earlier
+    s.run.write_json("train_record.json", record)
     if not stopped_early:
         s.run.log(f"finished at step {step} in {wall:.0f} s")
+
+
+def earlier_stage_record(method: Method) -> dict | None:
+    """The train_record of the run whose training ``method`` continues (``Method.continued_source``), named
+    under "run", its own earlier stages nested in it. A checkpoint file, a run without a readable record or one
+    gone since the training started gives the name alone: the stage history is lost, never this run's record.
+    None when the method continues no run."""
+    field = method.continued_source()
+    if field is None:
+        return None
+    from translab.shipped import portable_path, resolve_run
+
+    name = method.init_sources()[field]
+    try:
+        path = resolve_run(name, f"model.{field}")
+        name = portable_path(path)
+        earlier = json.loads((path / "train_record.json").read_text()) if path.is_dir() else {}
+    except (TranslabError, OSError, ValueError):
+        earlier = {}
+    return {"run": name, **(earlier if isinstance(earlier, dict) else {})}
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:

@@ -45,6 +45,7 @@ EMOJI_ROWS: tuple[DemoRow, ...] = (
     DemoRow("unit-ddpm", "emoji-m2f/unit-ddpm"),
     DemoRow("cyclegan", "emoji-m2f/cyclegan"),
     DemoRow("not", "emoji-m2f/not"),
+    DemoRow("dsbm", "emoji-m2f/dsbm"),
 )
 
 

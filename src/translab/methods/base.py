@@ -119,6 +119,12 @@ class Method:
         Config, ``sources`` the loaded (Method, Config, info) of each ``init_sources()`` field. Default:
         nothing (the nets keep their initialisation)."""
 
+    def continued_source(self) -> str | None:
+        """The ``init_sources()`` field whose training this run continues (its weights start as that run's), or
+        None: the training record then embeds that run's record as the earlier stage (``init_from``). A
+        teacher or a frozen component is not a stage. Default: none."""
+        return None
+
     def resume_sources(self) -> dict[str, str]:
         """Trained runs (config field -> run name or path) that a resumed training needs again; the training loop
         loads them and hands them to ``resume_training``. Default: none."""

@@ -102,6 +102,10 @@ class DSBM(Method):
         """model.init_from, where set: the trained DSBM this bridge starts from."""
         return {} if self.cfg.init_from is None else {"init_from": self.cfg.init_from}
 
+    def continued_source(self) -> str | None:
+        """model.init_from is an earlier stage of this bridge's training: the record embeds its record."""
+        return None if self.cfg.init_from is None else "init_from"
+
     def init_for_training(self, cfg, sources: dict | None = None) -> None:
         """On a fresh training with ``model.init_from``: copy that DSBM's inference bridge (its EMA) into ours,
         after checking its method, network and domains against ours (MethodError naming both values)."""
