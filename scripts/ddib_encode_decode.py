@@ -51,13 +51,19 @@ def score(method, x: torch.Tensor, encode_steps: int, decode_steps: int, target:
             "hue_error_median_deg": hue["median_deg"], "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", help="a cMNIST DDIB run directory or shipped name, e.g. cmnist-2to3/ddib")
-    ap.add_argument("--pairs", default="8:8,8:50,50:8,50:50", help="ENCODE:DECODE step counts, comma-separated")
+def run_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every DDIB script of this folder takes: the run, --limit, --out and --threads."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("run", help="a Colored MNIST DDIB run directory or shipped name, e.g. cmnist-2to3/ddib")
     ap.add_argument("--limit", type=int, default=256)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1)
+    return ap
+
+
+def main() -> None:
+    ap = run_arguments(__doc__.splitlines()[0])
+    ap.add_argument("--pairs", default="8:8,8:50,50:8,50:50", help="ENCODE:DECODE step counts, comma-separated")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pairs = parse_pairs(args.pairs)

@@ -13,12 +13,10 @@ domain A with translab's foreground hue (translab.metrics.color), the outputs cl
 """
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
-from ddib_encode_decode import load_cmnist_ddib, write_record  # this folder's script: the same run and record
+from ddib_encode_decode import load_cmnist_ddib, run_arguments, write_record  # this folder's script: the same run and record
 
 from translab.metrics.color import foreground_hue, hue_error
 from translab.shipped import portable_path
@@ -73,13 +71,9 @@ def score(method, x: torch.Tensor, steps: int, guidance: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", help="a Colored MNIST DDIB run directory or shipped name, e.g. cmnist-2to3/ddib")
+    ap = run_arguments(__doc__.splitlines()[0])
     ap.add_argument("--steps", default="8,50", help="solver steps per chain, comma-separated")
     ap.add_argument("--guidance", default="8,1", help="guidance scales w, comma-separated (1: unguided)")
-    ap.add_argument("--limit", type=int, default=256)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps, scales = parse_list(args.steps, int, "steps", 1), parse_list(args.guidance, float, "guidance", 0)
@@ -94,6 +88,7 @@ def main() -> None:
     write_record(args.out, run, method, x, args.threads, rows,
                  f"python scripts/ddib_hue_shift.py {args.run} --steps {args.steps} --guidance {args.guidance} "
                  f"--limit {args.limit} --out {portable_path(args.out)} --threads {args.threads}")
+
 
 if __name__ == "__main__":
     main()

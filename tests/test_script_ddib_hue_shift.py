@@ -1,5 +1,5 @@
-"""scripts/ddib_hue_shift.py: the signed hue shift by input hue is consistent with the hue error, and bad lists
-are one-line errors."""
+"""scripts/ddib_hue_shift.py: one row per setting, bins that cover every measured input, the signed shift against
+an analytic oracle, and bad lists as one-line errors."""
 from __future__ import annotations
 
 import json
