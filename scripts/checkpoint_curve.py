@@ -11,11 +11,16 @@ and the pixel distance to the true counterpart over the input's (translab.evalua
 is also written to RUN/analysis/NAME.json (default checkpoint_curve); checkpoints already in that file with
 the same settings are not scored again, so a re-run after more training scores only the new ones. No Inception: this
 is the cheap curve that says what a shorter run buys; `translab evaluate` gives the full row.
+
+``--combine-with RUN_B`` scores DDIB's two-run setting (ddib_combine): RUN trained the domain-A denoiser, RUN_B
+the domain-B one, and each checkpoint of RUN is joined with RUN_B's checkpoint of the same step; its wall seconds
+are the two trainings' sum (the compute of one core).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -68,6 +73,31 @@ def checkpoint_step(ckpt: Path) -> int:
     return int(ckpt.stem.split("_")[-1])
 
 
+def combined_checkpoint(ckpt: Path, run_b: Path, folder: Path) -> tuple[Path, float] | None:
+    """``ckpt`` (a domain-A DDIB checkpoint) joined with ``run_b``'s checkpoint of the same step into ``folder``
+    (ddib_combine), and the two checkpoints' summed training wall seconds; None when run_b has no such step."""
+    from translab.checkpoint import load_checkpoint
+    from translab.ddib_combine import combine_ddib
+
+    ckpt_b = run_b / "checkpoints" / ckpt.name
+    if not ckpt_b.is_file():
+        return None
+    wall = sum(float(load_checkpoint(c).get("wall_seconds") or 0.0) for c in (ckpt, ckpt_b))
+    return combine_ddib(ckpt, ckpt_b, folder), wall
+
+
+def scored_row(ckpt: Path, args, scoring: tuple) -> dict | None:
+    """One curve row for ``ckpt``: its own, or (``--combine-with``) that of it joined with RUN_B's of its step."""
+    if not args.combine_with:
+        return score_checkpoint(ckpt, *scoring)
+    with tempfile.TemporaryDirectory() as tmp:
+        joined = combined_checkpoint(ckpt, Path(args.combine_with), Path(tmp) / "joined")
+        if joined is None:
+            return None
+        row = score_checkpoint(joined[0], *scoring)
+    return {**row, "step": checkpoint_step(ckpt), "wall_s": round(joined[1], 1)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run")
@@ -80,6 +110,8 @@ def main() -> None:
                    help="inference setting applied to every checkpoint, e.g. model.guidance=2 (repeatable)")
     p.add_argument("--every", type=int, default=0, help="score only checkpoints whose step is a multiple of this")
     p.add_argument("--name", default="checkpoint_curve", help="stem of the JSON written under RUN/analysis")
+    p.add_argument("--combine-with", default=None, metavar="RUN_B",
+                   help="DDIB trained one domain a run: join each checkpoint with RUN_B's of the same step")
     args = p.parse_args()
     overrides = parse_set_pairs(args.set)
     torch.set_num_threads(args.threads)
@@ -100,7 +132,7 @@ def main() -> None:
     memo = (pair, tgt, stack_dataset(pair.get(tgt, "test"), args.limit).float(), memorisation_bank(pair, tgt))
     out = run / "analysis" / f"{args.name}.json"
     settings = {"run": portable_path(run), "direction": args.direction, "limit": int(x.shape[0]), "steps": args.steps,
-                "overrides": overrides}
+                "overrides": overrides, **({"combined_with": portable_path(args.combine_with)} if args.combine_with else {})}
     scored = earlier_rows(out, settings)
     rows = []
     print(f"{run}: first {x.shape[0]} test images, {args.direction}"
@@ -108,15 +140,18 @@ def main() -> None:
     for ckpt in ckpts:
         if args.every and checkpoint_step(ckpt) % args.every:
             continue
-        row = scored.get(checkpoint_step(ckpt)) or score_checkpoint(ckpt, x, args.direction, target, args.steps,
-                                                                    dataset, truth, overrides, memo)
+        row = scored.get(checkpoint_step(ckpt)) or scored_row(ckpt, args, (x, args.direction, target, args.steps,
+                                                                           dataset, truth, overrides, memo))
+        if row is None:
+            continue
         rows.append(row)
         print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**settings, "rows": rows}, indent=1))
     print(f"written: {out}")
     if args.plot:
-        print(f"written: {plot_curve(rows, args.plot, f'{run.name}: first {x.shape[0]} test images, {args.direction}')}")
+        name = run.name + (f" + {Path(args.combine_with).name}" if args.combine_with else "")
+        print(f"written: {plot_curve(rows, args.plot, f'{name}: first {x.shape[0]} test images, {args.direction}')}")
 
 
 def earlier_rows(path: Path, settings: dict) -> dict[int, dict]:

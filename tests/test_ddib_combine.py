@@ -56,3 +56,41 @@ def test_runs_that_cannot_be_chained_are_refused_with_the_reason(single_domain_r
     assert not (tmp_path / "x").exists()
     assert main(["combine", "--a", str(tmp_path / "conditional"), "--b", str(root / "only_b"),
                  "--out", str(tmp_path / "x")]) == 2
+
+
+def test_checkpoint_curve_scores_each_step_of_two_single_domain_runs_joined(tmp_path):
+    """scripts/checkpoint_curve.py --combine-with: each checkpoint of the A run joined with the B run's of the same
+    step scores as the joined folder itself (score_checkpoint on combine_ddib's output), with the two runs' summed
+    wall seconds; a step the B run lacks is left out."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from translab.checkpoint import list_checkpoints, load_checkpoint
+
+    cmnist = ["data.dataset=cmnist", "data.image_size=32", "data.limit=16", "train.checkpoint_every=1",
+              "train.keep_checkpoints=0", ONE_DOMAIN]
+    train(tiny_ddib(2, *cmnist, "model.train_domains=[a]"), tmp_path / "a")
+    train(tiny_ddib(1, *cmnist, "model.train_domains=[b]"), tmp_path / "b")
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "checkpoint_curve.py"
+    spec = importlib.util.spec_from_file_location("checkpoint_curve", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = sys.argv
+    sys.argv = ["checkpoint_curve.py", str(tmp_path / "a"), "--combine-with", str(tmp_path / "b"), "--limit", "4",
+                "--steps", "2", "--name", "joined"]
+    try:
+        script.main()
+    finally:
+        sys.argv = argv
+    rows = json.loads((tmp_path / "a" / "analysis" / "joined.json").read_text())["rows"]
+    assert [r["step"] for r in rows] == [1]  # step 2 of A has no B partner
+    ckpt_a, ckpt_b = list_checkpoints(tmp_path / "a" / "checkpoints")[0], list_checkpoints(tmp_path / "b" / "checkpoints")[0]
+    walls = [float(load_checkpoint(c)["wall_seconds"]) for c in (ckpt_a, ckpt_b)]
+    assert rows[0]["wall_s"] == pytest.approx(sum(walls), abs=0.1)
+    joined = combine_ddib(ckpt_a, ckpt_b, tmp_path / "ab")
+    pair = script.build_domain_pair(load_method(joined)[1].data)
+    x = script.stack_dataset(pair.get("a", "test"), 4)
+    direct = script.score_checkpoint(joined, x, "a2b", script.target_class_name(pair, "b", "cmnist"), 2, "cmnist")
+    assert {k: v for k, v in rows[0].items() if k not in ("step", "wall_s", "nearest_train_ratio")} == \
+        {k: v for k, v in direct.items() if k not in ("step", "wall_s")}
