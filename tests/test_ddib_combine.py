@@ -58,31 +58,23 @@ def test_runs_that_cannot_be_chained_are_refused_with_the_reason(single_domain_r
                  "--out", str(tmp_path / "x")]) == 2
 
 
-def test_checkpoint_curve_scores_each_step_of_two_single_domain_runs_joined(tmp_path):
+def test_checkpoint_curve_scores_each_step_of_two_single_domain_runs_joined(tmp_path, monkeypatch):
     """scripts/checkpoint_curve.py --combine-with: each checkpoint of the A run joined with the B run's of the same
     step scores as the joined folder itself (score_checkpoint on combine_ddib's output), with the two runs' summed
     wall seconds; a step the B run lacks is left out."""
-    import importlib.util
     import sys
-    from pathlib import Path
 
+    from scripts_helper import load_script
     from translab.checkpoint import list_checkpoints, load_checkpoint
 
     cmnist = ["data.dataset=cmnist", "data.image_size=32", "data.limit=16", "train.checkpoint_every=1",
               "train.keep_checkpoints=0", ONE_DOMAIN]
     train(tiny_ddib(2, *cmnist, "model.train_domains=[a]"), tmp_path / "a")
     train(tiny_ddib(1, *cmnist, "model.train_domains=[b]"), tmp_path / "b")
-    script_path = Path(__file__).resolve().parents[1] / "scripts" / "checkpoint_curve.py"
-    spec = importlib.util.spec_from_file_location("checkpoint_curve", script_path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    argv = sys.argv
-    sys.argv = ["checkpoint_curve.py", str(tmp_path / "a"), "--combine-with", str(tmp_path / "b"), "--limit", "4",
-                "--steps", "2", "--name", "joined"]
-    try:
-        script.main()
-    finally:
-        sys.argv = argv
+    script = load_script("checkpoint_curve.py")
+    monkeypatch.setattr(sys, "argv", ["checkpoint_curve.py", str(tmp_path / "a"), "--combine-with", str(tmp_path / "b"),
+                                      "--limit", "4", "--steps", "2", "--name", "joined"])
+    script.main()
     rows = json.loads((tmp_path / "a" / "analysis" / "joined.json").read_text())["rows"]
     assert [r["step"] for r in rows] == [1]  # step 2 of A has no B partner
     ckpt_a, ckpt_b = list_checkpoints(tmp_path / "a" / "checkpoints")[0], list_checkpoints(tmp_path / "b" / "checkpoints")[0]

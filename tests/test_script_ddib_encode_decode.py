@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "ddib_encode_decode.py"
+from scripts_helper import load_script, run_script
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT)
+def run(*args: str):
+    return run_script("ddib_encode_decode.py", *args)
 
 
 def test_each_chain_uses_its_own_step_count(tmp_path):
@@ -31,17 +27,13 @@ def test_each_chain_uses_its_own_step_count(tmp_path):
 
 def test_equal_step_counts_score_the_method_s_own_translation():
     """Oracle: with the same count for both chains the script scores what DDIB's translate gives at that count."""
-    import importlib.util
-
     from translab.data import build_domain_pair
     from translab.data.base import stack_dataset
     from translab.metrics.color import hue_error
     from translab.shipped import resolve_run
     from translab.training import load_method
 
-    spec = importlib.util.spec_from_file_location("ddib_encode_decode", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("ddib_encode_decode.py")
     method, cfg, _ = load_method(resolve_run("cmnist-2to3/ddib"))
     x = stack_dataset(build_domain_pair(cfg.data).get("a", "test"), 4)
     row = script.score(method, x, 2, 2, cfg.data.digit_b)

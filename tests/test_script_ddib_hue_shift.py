@@ -3,19 +3,15 @@ an analytic oracle, and bad lists as one-line errors."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "ddib_hue_shift.py"
+from scripts_helper import load_script, run_script
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT)
+def run(*args: str):
+    return run_script("ddib_hue_shift.py", *args)
 
 
 def test_rows_per_setting_and_bins_cover_every_measured_input(tmp_path):
@@ -32,15 +28,7 @@ def test_rows_per_setting_and_bins_cover_every_measured_input(tmp_path):
 def test_signed_shift_oracle():
     """Analytic oracle: an output whose foreground is the input's rotated by +30 degrees of hue (R -> G -> B
     sectors: a pure red stroke becomes orange-yellow, hue 30) shifts by +30; an identical output by 0."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("ddib_hue_shift", SCRIPT)
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        script = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(script)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    script = load_script("ddib_hue_shift.py")
     x = -torch.ones(2, 3, 8, 8)
     x[:, 0, 2:6, 2:6] = 1.0  # a red square: hue 0
     y = x.clone()
