@@ -49,7 +49,7 @@ def translate(method, x: torch.Tensor, steps: int, batch_size: int) -> tuple[tor
 
 def reconstruct(method, x: torch.Tensor, steps: int, batch_size: int) -> torch.Tensor:
     """Encode -> decode in domain A with the method's solver: x (N, 3, H, W) -> (N, 3, H, W)."""
-    return batched(lambda v: method.decode(method.encode(v, "a", steps), "a", steps), x, batch_size)
+    return batched(lambda v: method.decode(method.encode(v, "a", steps), "a", steps, reference=v), x, batch_size)
 
 
 def measure(method, x, real_f, extractors, clf, steps: int, args) -> dict:
@@ -65,7 +65,7 @@ def measure(method, x, real_f, extractors, clf, steps: int, args) -> dict:
         return entry.get("fid") if entry.get("available") else None
 
     return {"sampler": method.cfg.sampler, "guidance": method.cfg.guidance, "guidance_on": method.cfg.guidance_on,
-            "interval": method.cfg.guidance_interval, "steps": steps, "t_max": method.timesteps(steps)[0],
+            "interval": method.cfg.guidance_interval, "lowpass_factor": method.cfg.lowpass_factor, "steps": steps, "t_max": method.timesteps(steps)[0],
             "nfe": method.nfe("a2b", steps),
             "target_accuracy": classifier_accuracy(clf, y, "3", args.batch_size).get("value"),
             "hue_error_deg": hue_error(x, y)["mean_deg"], "fid_inception": fid_of("inception"),
@@ -120,7 +120,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 def line_label(row: dict) -> str:
     """One plotted line per solver, start and guidance scale."""
     w, gi, on = row.get("guidance", 1.0), row.get("interval"), row.get("guidance_on", "all")
+    low = row.get("lowpass_factor", 0)
     return (row["sampler"] + row.get("t_max_label", "") + ("" if w == 1.0 else f" w={w:g}")
+            + ("" if not low else f" low-pass {low}")
             + ("" if w == 1.0 or on == "all" else f" on {on}")
             + ("" if gi is None or w == 1.0 else f" t in [{gi[0]}, {gi[1]}]"))
 
@@ -130,7 +132,8 @@ def grid_outputs(method, x: torch.Tensor, rows: list[dict]) -> list[torch.Tensor
     outs = []
     for r in rows:
         view = method.with_inference(sampler=r["sampler"], t_max=r["t_max"], guidance=r.get("guidance", 1.0),
-                                     guidance_interval=r.get("interval"), guidance_on=r.get("guidance_on", "all"))
+                                     guidance_interval=r.get("interval"), guidance_on=r.get("guidance_on", "all"),
+                                     lowpass_factor=r.get("lowpass_factor", 0))
         outs.append(view.translate(x, "a2b", steps=r["steps"]).images)
     return outs
 
@@ -166,7 +169,7 @@ def command_line(args) -> str:
 def row_key(row: dict) -> tuple:
     gi = row.get("interval")
     return (row["sampler"], row.get("guidance", 1.0), row.get("guidance_on", "all"), None if gi is None else tuple(gi),
-            row["steps"], row["t_max"])
+            row["steps"], row["t_max"], row.get("lowpass_factor", 0))
 
 
 def previous_rows(path: Path) -> list[dict]:
@@ -213,6 +216,8 @@ def parse_args(argv=None):
     p.add_argument("--t-max", type=int, default=None, help="start every chain here (default: T - T/steps)")
     p.add_argument("--guidance-on", default="all", choices=("all", "luminance"),
                    help="what guidance extrapolates (model.guidance_on)")
+    p.add_argument("--lowpass-factor", type=int, default=0,
+                   help="ILVR-style low-pass consistency with the input while decoding (model.lowpass_factor; 0: off)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-inception", action="store_true")
@@ -257,7 +262,8 @@ def main(argv=None) -> None:
     for sampler, w, gi in settings:
         if w == 1.0 and gi is not None:
             continue  # unguided: the interval changes nothing
-        view = method.with_inference(sampler=sampler, guidance=w, guidance_interval=gi, guidance_on=args.guidance_on)
+        view = method.with_inference(sampler=sampler, guidance=w, guidance_interval=gi, guidance_on=args.guidance_on,
+                                     lowpass_factor=args.lowpass_factor)
         for steps in (int(s) for s in args.steps.split(",")):
             row = measure(view, x, real_f, extractors, clf, steps, args)
             row["t_max_label"] = "" if args.t_max is None else f" (t_max {args.t_max})"
@@ -273,7 +279,8 @@ def output_label(row: dict) -> str:
     """A grid row's label: solver, guidance, steps and start ('dpmpp2m w=8 luminance, 2x8 from t=850')."""
     w, on = row.get("guidance", 1.0), row.get("guidance_on", "all")
     guide = "" if w == 1.0 else f" w={w:g}" + ("" if on == "all" else f" {on}")
-    return f"{row['sampler']}{guide}, 2x{row['steps']} from t={row['t_max']}"
+    low = row.get("lowpass_factor", 0)
+    return f"{row['sampler']}{guide}{f' low-pass {low}' if low else ''}, 2x{row['steps']} from t={row['t_max']}"
 
 
 def draw_figures(method, x: torch.Tensor, rows: list[dict], out: Path, name: str, title: str) -> None:

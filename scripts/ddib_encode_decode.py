@@ -42,7 +42,7 @@ def parse_pairs(text: str) -> list[tuple[int, int]]:
 def score(method, x: torch.Tensor, encode_steps: int, decode_steps: int, target: int) -> dict:
     t0 = time.perf_counter()
     with torch.no_grad():
-        y = method.decode(method.encode(x, "a", encode_steps), "b", decode_steps).clamp(-1, 1)
+        y = method.decode(method.encode(x, "a", encode_steps), "b", decode_steps, reference=x).clamp(-1, 1)
     _, pred = classifier_outputs(shipped_reader("cmnist"), y)
     hue = hue_error(x, y)
     return {"encode_steps": encode_steps, "decode_steps": decode_steps,
@@ -52,13 +52,21 @@ def score(method, x: torch.Tensor, encode_steps: int, decode_steps: int, target:
 
 
 def run_arguments(description: str) -> argparse.ArgumentParser:
-    """The arguments every DDIB script of this folder takes: the run, --limit, --out and --threads."""
+    """The arguments every DDIB script of this folder takes: the run, --limit, --out, --threads and
+    --lowpass-factor."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("run", help="a Colored MNIST DDIB run directory or shipped name, e.g. cmnist-2to3/ddib")
     ap.add_argument("--limit", type=int, default=256)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lowpass-factor", type=int, default=None,
+                    help="model.lowpass_factor of the translations (default: the run's own; 0: off)")
     return ap
+
+
+def lowpass_flag(args) -> str:
+    """The command-line spelling of --lowpass-factor for the record ('' where the run's own was used)."""
+    return "" if args.lowpass_factor is None else f" --lowpass-factor {args.lowpass_factor}"
 
 
 def main() -> None:
@@ -67,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pairs = parse_pairs(args.pairs)
-    run, method, cfg, x = load_cmnist_ddib(args.run, args.limit)
+    run, method, cfg, x = load_cmnist_ddib(args.run, args.limit, args.lowpass_factor)
     rows = []
     for e, d in pairs:
         r = score(method, x, e, d, cfg.data.digit_b)
@@ -76,16 +84,18 @@ def main() -> None:
               f"hue error {r['hue_error_deg']:.2f}  ({r['seconds']} s)", flush=True)
     write_record(args.out, run, method, x, args.threads, rows,
                  f"python scripts/ddib_encode_decode.py {args.run} --pairs {args.pairs} --limit {args.limit} "
-                 f"--out {portable_path(args.out)} --threads {args.threads}")
+                 f"--out {portable_path(args.out)} --threads {args.threads}{lowpass_flag(args)}")
 
 
-def load_cmnist_ddib(name: str, limit: int):
+def load_cmnist_ddib(name: str, limit: int, lowpass_factor: int | None = None):
     """(run path, Method, Config, the first ``limit`` test images of domain A) of a Colored MNIST DDIB run or
-    shipped name; SystemExit naming it for another method or dataset."""
+    shipped name, with ``lowpass_factor`` set where given; SystemExit naming it for another method or dataset."""
     run = resolve_run(name)
     method, cfg, _ = load_method(run)
     if cfg.method != "ddib" or cfg.data.dataset != "cmnist":
         raise SystemExit(f"{name}: expected a Colored MNIST DDIB run, got method {cfg.method} on {cfg.data.dataset}")
+    if lowpass_factor is not None:
+        method = method.with_inference(lowpass_factor=lowpass_factor)
     return run, method, cfg, stack_dataset(build_domain_pair(cfg.data).get("a", "test"), limit)
 
 
@@ -93,7 +103,7 @@ def write_record(out: Path, run: Path, method, x: torch.Tensor, threads: int, ro
     """OUT: the run, image count, threads, the run's solver settings, the command and the rows (atomic write)."""
     record = {"run": portable_path(run), "images": int(x.shape[0]), "threads": threads,
               "settings": {k: getattr(method.cfg, k) for k in ("sampler", "t_max", "guidance", "guidance_interval",
-                                                               "guidance_on")},
+                                                               "guidance_on", "lowpass_factor")},
               "command": command, "rows": rows}
     atomic_write_text(out, json.dumps(record, indent=1) + "\n")
     print(f"wrote {out}")

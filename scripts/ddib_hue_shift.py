@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 import torch
-from ddib_encode_decode import load_cmnist_ddib, run_arguments, write_record  # this folder's script: the same run and record
+from ddib_encode_decode import load_cmnist_ddib, lowpass_flag, run_arguments, write_record  # this folder's script: the same run and record
 
 from translab.metrics.color import foreground_hue, hue_error
 from translab.shipped import portable_path
@@ -77,7 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps, scales = parse_list(args.steps, int, "steps", 1), parse_list(args.guidance, float, "guidance", 0)
-    run, method, _, x = load_cmnist_ddib(args.run, args.limit)
+    run, method, _, x = load_cmnist_ddib(args.run, args.limit, args.lowpass_factor)
     rows = []
     for w in scales:
         for n in steps:
@@ -87,7 +87,7 @@ def main() -> None:
                   f"{r['mean_signed_deg']:+.2f}  bins {r['bin_signed_range_deg']}  ({r['seconds']} s)", flush=True)
     write_record(args.out, run, method, x, args.threads, rows,
                  f"python scripts/ddib_hue_shift.py {args.run} --steps {args.steps} --guidance {args.guidance} "
-                 f"--limit {args.limit} --out {portable_path(args.out)} --threads {args.threads}")
+                 f"--limit {args.limit} --out {portable_path(args.out)} --threads {args.threads}{lowpass_flag(args)}")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,24 @@ def test_a_teacher_of_other_domains_or_no_teacher_is_refused(tmp_path):
     assert not list((tmp_path / "missing").glob("checkpoints/*.pt")), "nothing is trained without its teacher"
     with pytest.raises(MethodError, match="model.teacher is not set"):
         training.train(resolve_config("distill", None, overrides=TINY + ["train.steps=1"]), tmp_path / "none")
+
+
+def test_teacher_settings_reach_the_teacher_and_a_wrong_one_is_refused(tmp_path):
+    """model.teacher_settings: the kept pairs are the teacher's translations at those inference settings."""
+    from translab.config import ConfigError
+    from translab.loading import load_method
+
+    teacher = with_teacher(TINY[:3] + ["{teacher}"])[-1]  # a tiny DDIB on 8x8 synthetic pairs
+    overrides = TINY + [f"model.teacher={teacher}", "model.pair_steps=1", "train.steps=1"]
+    cfg = resolve_config("distill", None, overrides=overrides + ["model.teacher_settings={lowpass_factor: 8}"])
+    method = training.train(cfg, tmp_path / "set").method
+    x = from_uint8(method.pairs["a2b_in"], "cpu")
+    ddib = load_method(teacher)[0].eval()
+    want = ddib.with_inference(lowpass_factor=8).translate(x, "a2b").images
+    assert (method.pairs["a2b_out"].int() - to_uint8(want).int()).abs().max() <= 1
+    assert (to_uint8(ddib.translate(x, "a2b").images).int() - to_uint8(want).int()).abs().max() > 1  # it matters
+    bad = resolve_config("distill", None, overrides=overrides + ["model.teacher_settings={no_such: 1}"])
+    with pytest.raises(ConfigError, match="model.no_such is not an inference setting of ddib"):
+        training.train(bad, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="teacher_settings"):
+        resolve_config("distill", None, overrides=overrides + ["model.teacher_settings=3"])

@@ -29,6 +29,7 @@ import torch
 
 from translab.settings import ConfigError, check_choice, check_fields, check_range, describe
 from translab.diffusion.process import check_loss_weighting, drop_labels, q_sample, sample_t, weighted_loss_simple
+from translab.diffusion.lowpass import lowpass_consistent
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
@@ -108,17 +109,21 @@ class DDIBConfig:
                                 "the channel mean of eps_target - eps_null, so the colour follows the target "
                                 "domain's own prediction; a departure, for colour that must be kept)", "all",
                                 inference=True)
+    lowpass_factor: int = describe("ILVR-style low-pass consistency while decoding (Choi et al. ICCV 2021, eq. 4, on "
+                                   "the clean-image estimate): each decoding step's estimate takes its means over "
+                                   "N x N blocks from the input image; N divides the image size; 0: off (the paper)",
+                                   0, inference=True)
+    lowpass_interval: list[int] | None = describe("[t_lo, t_hi]: apply lowpass_factor only at decoding steps with t "
+                                                  "in this closed interval (None: every decoding step)", None,
+                                                  inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
 
     def __post_init__(self):
         check_choice("model.guidance_on", self.guidance_on, GUIDANCE_ON)
         if not 0.0 <= self.guidance_rescale <= 1.0:
             raise ConfigError(f"model.guidance_rescale: expected a blend phi in [0, 1], got {self.guidance_rescale}")
-        gi = self.guidance_interval
-        if gi is not None and (len(gi) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in gi)
-                               or gi[0] > gi[1]):
-            raise ConfigError(f"model.guidance_interval: expected None or two integer timesteps [t_lo, t_hi] with "
-                              f"t_lo <= t_hi, got {gi!r}")
+        check_interval("model.guidance_interval", self.guidance_interval)
+        check_interval("model.lowpass_interval", self.lowpass_interval)
         ode_solver(self.sampler)  # an unknown name fails when the config is read (ConfigError naming the valid ones)
         check_loss_weighting(self.loss_weighting)
         if not 0.0 <= self.label_dropout < 1.0:
@@ -146,13 +151,24 @@ class DDIBConfig:
                               "label); use guidance 1")
 
     def check_with(self, cfg) -> None:
-        """The UNet's levels against data.image_size."""
+        """The UNet's levels and the low-pass factor against data.image_size."""
         self.unet.check_image_size(cfg.data.image_size)
+        n, size = self.lowpass_factor, cfg.data.image_size
+        if n < 0 or (n > 0 and size % n):
+            raise ConfigError(f"model.lowpass_factor: expected 0 (off) or a divisor of data.image_size {size}, got {n}")
 
     @property
     def has_null_label(self) -> bool:
         """Whether the network has the null class (index 2) that classifier-free guidance needs."""
         return self.conditional and self.label_dropout > 0
+
+
+def check_interval(name: str, interval) -> None:
+    """ConfigError unless ``interval`` is None or two integer timesteps [t_lo, t_hi] with t_lo <= t_hi."""
+    if interval is not None and (len(interval) != 2 or any(isinstance(v, bool) or not isinstance(v, int)
+                                                           for v in interval) or interval[0] > interval[1]):
+        raise ConfigError(f"{name}: expected None or two integer timesteps [t_lo, t_hi] with t_lo <= t_hi, "
+                          f"got {interval!r}")
 
 
 def rescale_guided(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> torch.Tensor:
@@ -275,18 +291,29 @@ class DDIB(Method):
         ``model.sampler`` (no clipping, no guidance). (N,3,H,W); (N,2,3,H,W) with sampler=edict."""
         return self.ode()[0](self.eps_fn(domain), self.schedule, x0, self.timesteps(steps), progress=progress)
 
+    def decoder_eps(self, domain: str, reference: torch.Tensor | None = None) -> Callable:
+        """The noise predictor that decodes into ``domain``: guided by ``model.guidance`` and, with
+        ``model.lowpass_factor`` > 0 and a ``reference`` (N,3,H,W), the image translated, kept low-pass consistent
+        with it. Without a reference (a latent decoded on its own: the latent studies) the ODE is the domain's."""
+        eps = self.eps_fn(domain, self.cfg.guidance)
+        if self.cfg.lowpass_factor == 0 or reference is None:
+            return eps
+        return lowpass_consistent(eps, self.schedule, reference, self.cfg.lowpass_factor, self.cfg.lowpass_interval)
+
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None,
+               reference: torch.Tensor | None = None) -> torch.Tensor:
         """Latent -> image (N,3,H,W): the domain's probability-flow ODE with ``model.sampler``, guided by
-        ``model.guidance``."""
-        return self.ode()[1](self.eps_fn(domain, self.cfg.guidance), self.schedule, z, self.timesteps(steps),
+        ``model.guidance`` (and low-pass consistent with ``reference``, the image being translated, where
+        ``model.lowpass_factor`` > 0: see ``decoder_eps``)."""
+        return self.ode()[1](self.decoder_eps(domain, reference), self.schedule, z, self.timesteps(steps),
                              progress=progress)
 
     @torch.no_grad()
     def translate(self, x, direction, steps=None, generator=None, return_latents=False, progress=None):
         src, tgt = check_direction(direction).split("2")
         z = self.encode(x, src, steps, progress)
-        y = self.decode(z, tgt, steps, progress)
+        y = self.decode(z, tgt, steps, progress, reference=x)
         return Translation(y.clamp(-1, 1), self.nfe(direction, steps), {"z": z} if return_latents else None)
 
     def guided_at(self, t: int) -> bool:

@@ -37,6 +37,8 @@ class DistillConfig:
                                    "cmnist-2to3/ddib, or a run directory); needed to train, not to translate", None)
     teacher_steps: int | None = describe("solver steps per chain of the teacher's translations (None: its default)",
                                          None)
+    teacher_settings: dict | None = describe("inference settings of the teacher that differ from its own defaults, "
+                                             "e.g. {lowpass_factor: 0} (None: its defaults)", None)
     unet: UNetConfig = describe("size of the student UNet", factory=small_unet)
     pair_steps: int = describe("training steps during which the teacher translates each batch of both domains; "
                                "the student trains on the pairs kept so far (one epoch of pairs: the domain's "
@@ -48,6 +50,9 @@ class DistillConfig:
         check_choice("model.loss", self.loss, LOSSES)
         if self.teacher is not None and not (isinstance(self.teacher, str) and self.teacher):
             raise ConfigError(f"model.teacher: expected a run name or directory, got {self.teacher!r}")
+        ts = self.teacher_settings
+        if ts is not None and not (isinstance(ts, dict) and all(isinstance(k, str) for k in ts)):
+            raise ConfigError(f"model.teacher_settings: expected a mapping of setting names to values, got {ts!r}")
 
     def check_with(self, cfg) -> None:
         """The UNet's levels against data.image_size."""
@@ -99,6 +104,8 @@ class Distill(Method):
         if missing:
             raise MethodError(f"model.teacher={self.cfg.teacher} cannot translate {', '.join(missing)}; "
                               "the student learns both directions")
+        if self.cfg.teacher_settings:  # ConfigError naming a setting that is not the teacher's inference setting
+            teacher = teacher.with_inference(**self.cfg.teacher_settings)
         self.teacher = teacher.eval()
 
     @torch.no_grad()

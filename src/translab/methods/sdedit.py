@@ -48,7 +48,7 @@ class SDEdit(DDIB):
         noise = seeded_noise(x, generator)
         t0 = torch.full((x.shape[0],), ts[0], dtype=torch.long, device=x.device)
         xt = q_sample(self.schedule, x, t0, noise)
-        eps_fn = self.eps_fn(tgt, self.cfg.guidance)
+        eps_fn = self.decoder_eps(tgt, reference=x)
         if self.cfg.eta == 1:
             y = sample_ddpm(eps_fn, self.schedule, xt, ts, generator=generator, progress=progress)
         elif self.cfg.eta > 0:  # between the SDE and the ODE: DDIM's stochastic steps with sigma scaled by eta

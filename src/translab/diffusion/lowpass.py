@@ -1,0 +1,64 @@
+"""Low-pass consistency with a reference image while denoising: ILVR (Choi, Kim, Jeong, Gwon, Yoon, "ILVR:
+Conditioning Method for Denoising Diffusion Probabilistic Models", ICCV 2021).
+
+ILVR's eq. 4 refines each denoising step so that the sample's low frequencies are the reference's:
+x_{t-1} <- phi_N(y_{t-1}) + (I - phi_N)(x'_{t-1}), with phi_N a linear low-pass filter (downsample by N, upsample
+back) and y_{t-1} the reference noised to level t-1. Here phi_N keeps the lowest (H/N) x (W/N) frequencies of
+the DCT (an exact orthogonal projection with a smooth basis), and it acts on the denoiser's clean-image estimate, x0_hat <- phi_N(y) + (I - phi_N)(x0_hat), and the noise prediction is rewritten to match it, so
+it works unchanged inside any solver built on (x_t, eps): the deterministic ODE solvers as well as ancestral
+sampling. No network evaluation is added.
+
+Shapes: images (N, C, H, W) in [-1, 1]; the reference has the images' shape; H and W divisible by N.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from translab.diffusion.process import eps_from_x0, x0_from_eps
+from translab.diffusion.schedule import NoiseSchedule
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def dct_matrix(n: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The orthonormal DCT-II matrix C (n, n): row k is sqrt(2/n) cos(pi (2i + 1) k / 2n), row 0 scaled by
+    1/sqrt(2); C @ C.T = I."""
+    i = torch.arange(n, dtype=torch.float64)
+    c = torch.cos(torch.pi * (2 * i[None, :] + 1) * i[:, None] / (2 * n)) * (2.0 / n) ** 0.5
+    c[0] /= 2 ** 0.5
+    return c.to(dtype=dtype, device=device)
+
+
+def lowpass(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """phi_N: x (N, C, H, W) with only its lowest (H/N) x (W/N) DCT-II frequencies kept, as many numbers as the
+    N x N downsampled image ILVR keeps, but on a smooth cosine basis (no block edges). An orthogonal projection:
+    lowpass(lowpass(x)) = lowpass(x); factor = H = W keeps each channel's mean only; factor 1 changes nothing."""
+    h, w = x.shape[-2:]
+    if factor < 1 or h % factor or w % factor:
+        raise ValueError(f"low-pass factor {factor}: expected a divisor of the image size {h} x {w}")
+    if factor == 1:
+        return x
+    ch = dct_matrix(h, x.dtype, x.device)[: h // factor]  # (h/N, h): the kept frequencies
+    cw = dct_matrix(w, x.dtype, x.device)[: w // factor]
+    return ch.T @ (ch @ x @ cw.T) @ cw
+
+
+def lowpass_consistent(eps_fn: EpsFn, schedule: NoiseSchedule, reference: torch.Tensor, factor: int,
+                       interval: list[int] | None = None) -> EpsFn:
+    """``eps_fn`` whose clean-image estimate takes its low frequencies (``lowpass`` at ``factor``) from
+    ``reference`` (N, C, H, W), at timesteps inside the closed ``interval`` [t_lo, t_hi] (None: every timestep);
+    elsewhere ``eps_fn`` unchanged. The returned function maps (x (N,C,H,W), t (N,)) -> eps (N,C,H,W)."""
+    ref_low = lowpass(reference, factor)
+
+    def projected(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps = eps_fn(x, t)
+        step = int(t[0])
+        if interval is not None and not interval[0] <= step <= interval[1]:
+            return eps
+        x0 = x0_from_eps(schedule, x, step, eps)
+        x0 = x0 - lowpass(x0, factor) + ref_low
+        return eps_from_x0(schedule, x, step, x0)
+
+    return projected
