@@ -4,9 +4,10 @@ Conditioning Method for Denoising Diffusion Probabilistic Models", ICCV 2021).
 ILVR's eq. 4 refines each denoising step so that the sample's low frequencies are the reference's:
 x_{t-1} <- phi_N(y_{t-1}) + (I - phi_N)(x'_{t-1}), with phi_N a linear low-pass filter (downsample by N, upsample
 back) and y_{t-1} the reference noised to level t-1. Here phi_N keeps the lowest (H/N) x (W/N) frequencies of
-the DCT (an exact orthogonal projection with a smooth basis), and it acts on the denoiser's clean-image estimate, x0_hat <- phi_N(y) + (I - phi_N)(x0_hat), and the noise prediction is rewritten to match it, so
-it works unchanged inside any solver built on (x_t, eps): the deterministic ODE solvers as well as ancestral
-sampling. No network evaluation is added.
+the DCT (an exact orthogonal projection with a smooth basis), and it acts on the denoiser's clean-image estimate,
+x0_hat <- phi_N(y) + (I - phi_N)(x0_hat); the noise prediction is rewritten to match it, so it works unchanged
+inside any solver built on (x_t, eps): the deterministic ODE solvers as well as ancestral sampling. No network
+evaluation is added.
 
 Shapes: images (N, C, H, W) in [-1, 1]; the reference has the images' shape; H and W divisible by N.
 """
@@ -31,18 +32,25 @@ def dct_matrix(n: int, dtype=torch.float32, device=None) -> torch.Tensor:
     return c.to(dtype=dtype, device=device)
 
 
+def lowpass_basis(h: int, w: int, factor: int, dtype=torch.float32, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept DCT-II rows (h/N, h) and (w/N, w) of ``lowpass`` at ``factor``; ValueError unless it divides h, w."""
+    if factor < 1 or h % factor or w % factor:
+        raise ValueError(f"low-pass factor {factor}: expected a divisor of the image size {h} x {w}")
+    return dct_matrix(h, dtype, device)[: h // factor], dct_matrix(w, dtype, device)[: w // factor]
+
+
+def project(x: torch.Tensor, basis: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x (N, C, H, W) projected onto the span of ``basis`` (rows of ``lowpass_basis``)."""
+    ch, cw = basis
+    return ch.T @ (ch @ x @ cw.T) @ cw
+
+
 def lowpass(x: torch.Tensor, factor: int) -> torch.Tensor:
     """phi_N: x (N, C, H, W) with only its lowest (H/N) x (W/N) DCT-II frequencies kept, as many numbers as the
     N x N downsampled image ILVR keeps, but on a smooth cosine basis (no block edges). An orthogonal projection:
     lowpass(lowpass(x)) = lowpass(x); factor = H = W keeps each channel's mean only; factor 1 changes nothing."""
-    h, w = x.shape[-2:]
-    if factor < 1 or h % factor or w % factor:
-        raise ValueError(f"low-pass factor {factor}: expected a divisor of the image size {h} x {w}")
-    if factor == 1:
-        return x
-    ch = dct_matrix(h, x.dtype, x.device)[: h // factor]  # (h/N, h): the kept frequencies
-    cw = dct_matrix(w, x.dtype, x.device)[: w // factor]
-    return ch.T @ (ch @ x @ cw.T) @ cw
+    basis = lowpass_basis(*x.shape[-2:], factor, x.dtype, x.device)
+    return x if factor == 1 else project(x, basis)
 
 
 def lowpass_consistent(eps_fn: EpsFn, schedule: NoiseSchedule, reference: torch.Tensor, factor: int,
@@ -50,7 +58,8 @@ def lowpass_consistent(eps_fn: EpsFn, schedule: NoiseSchedule, reference: torch.
     """``eps_fn`` whose clean-image estimate takes its low frequencies (``lowpass`` at ``factor``) from
     ``reference`` (N, C, H, W), at timesteps inside the closed ``interval`` [t_lo, t_hi] (None: every timestep);
     elsewhere ``eps_fn`` unchanged. The returned function maps (x (N,C,H,W), t (N,)) -> eps (N,C,H,W)."""
-    ref_low = lowpass(reference, factor)
+    basis = lowpass_basis(*reference.shape[-2:], factor, reference.dtype, reference.device)  # once per chain
+    ref_low = project(reference, basis)
 
     def projected(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         eps = eps_fn(x, t)
@@ -58,7 +67,7 @@ def lowpass_consistent(eps_fn: EpsFn, schedule: NoiseSchedule, reference: torch.
         if interval is not None and not interval[0] <= step <= interval[1]:
             return eps
         x0 = x0_from_eps(schedule, x, step, eps)
-        x0 = x0 - lowpass(x0, factor) + ref_low
+        x0 = x0 - project(x0, basis) + ref_low
         return eps_from_x0(schedule, x, step, x0)
 
     return projected

@@ -110,8 +110,9 @@ class DDIBConfig:
                                 "domain's own prediction; a departure, for colour that must be kept)", "all",
                                 inference=True)
     lowpass_factor: int = describe("ILVR-style low-pass consistency while decoding (Choi et al. ICCV 2021, eq. 4, on "
-                                   "the clean-image estimate): each decoding step's estimate takes its means over "
-                                   "N x N blocks from the input image; N divides the image size; 0: off (the paper)",
+                                   "the clean-image estimate): each decoding step's estimate takes its lowest (H/N) x "
+                                   "(W/N) DCT frequencies from the input image; N divides the image size; 0: off (the "
+                                   "paper)",
                                    0, inference=True)
     lowpass_interval: list[int] | None = describe("[t_lo, t_hi]: apply lowpass_factor only at decoding steps with t "
                                                   "in this closed interval (None: every decoding step)", None,
