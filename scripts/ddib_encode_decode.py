@@ -3,7 +3,7 @@ different step counts, at the model's own start (model.t_max), solver and guidan
 
 DDIB (Su et al., ICLR 2023, Sec. 3) translates by running the source domain's probability-flow ODE from the
 image to the latent at t_max (encode) and the target domain's ODE back (decode). Here each chain gets its own
-step count; every other setting is the run's. Scored on the first N test images of domain A: the share that the
+step count; every other setting is the run's unless --guidance or --lowpass-factor sets it. Scored on the first N test images of domain A: the share that the
 shipped digit reader reads as the target digit and the hue error against the input (translab's own metrics).
 
     python scripts/ddib_encode_decode.py cmnist-2to3/ddib --pairs 8:8,8:50,50:8,50:50 --limit 256 \
@@ -72,10 +72,13 @@ def lowpass_flag(args) -> str:
 def main() -> None:
     ap = run_arguments(__doc__.splitlines()[0])
     ap.add_argument("--pairs", default="8:8,8:50,50:8,50:50", help="ENCODE:DECODE step counts, comma-separated")
+    ap.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the run's own)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pairs = parse_pairs(args.pairs)
     run, method, cfg, x = load_cmnist_ddib(args.run, args.limit, args.lowpass_factor)
+    if args.guidance is not None:
+        method = method.with_inference(guidance=args.guidance)
     rows = []
     for e, d in pairs:
         r = score(method, x, e, d, cfg.data.digit_b)
@@ -84,7 +87,8 @@ def main() -> None:
               f"hue error {r['hue_error_deg']:.2f}  ({r['seconds']} s)", flush=True)
     write_record(args.out, run, method, x, args.threads, rows,
                  f"python scripts/ddib_encode_decode.py {args.run} --pairs {args.pairs} --limit {args.limit} "
-                 f"--out {portable_path(args.out)} --threads {args.threads}{lowpass_flag(args)}")
+                 f"--out {portable_path(args.out)} --threads {args.threads}{lowpass_flag(args)}"
+                 + ("" if args.guidance is None else f" --guidance {args.guidance:g}"))
 
 
 def load_cmnist_ddib(name: str, limit: int, lowpass_factor: int | None = None):

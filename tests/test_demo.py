@@ -69,8 +69,8 @@ def test_demo_default_subset_is_the_first_256_of_each_test_split():
 
 def test_demo_ddib_row_uses_the_shipped_defaults():
     """The demo's DDIB row overrides nothing: the shipped model's config is the one source of its setting
-    (DPM-Solver++(2M), 8 solver steps per chain from t = 850, guidance w = 8 on the luminance for t in [500, 999], as RESULTS.md's
-    table); its chains start at t = 850 whatever the step count (a start that moved with it lost the hue)."""
+    (DPM-Solver++(2M), 8 solver steps per chain from t = 850, guidance w = 12 on the luminance for t in [500, 999],
+    the input's channel means kept, as RESULTS.md's table); its chains start at t = 850 whatever the step count (a start that moved with it lost the hue)."""
     from translab.shipped import resolve_run
     from translab.training import load_method
 
@@ -78,7 +78,8 @@ def test_demo_ddib_row_uses_the_shipped_defaults():
     assert ddib.overrides == {} and ddib.steps is None and ddib.as_method is None
     shipped, _, _ = load_method(resolve_run(ddib.model))
     assert ((shipped.cfg.sampler, shipped.cfg.steps, shipped.cfg.t_max, shipped.cfg.guidance,
-             shipped.cfg.guidance_interval, shipped.cfg.guidance_on) == ("dpmpp2m", 8, 850, 8.0, [500, 999], "luminance"))
+             shipped.cfg.guidance_interval, shipped.cfg.guidance_on, shipped.cfg.lowpass_factor)
+            == ("dpmpp2m", 8, 850, 12.0, [500, 999], "luminance", 32))
     for steps in (8, 10, 20, 50):
         ts = shipped.timesteps(steps)
         assert (ts[0], ts[-1], len(ts)) == (850, 0, steps), steps

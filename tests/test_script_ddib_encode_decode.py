@@ -25,6 +25,18 @@ def test_each_chain_uses_its_own_step_count(tmp_path):
     assert all(0 <= r["target_accuracy"] <= 1 and 0 <= r["hue_error_deg"] <= 180 for r in rows)
 
 
+def test_guidance_and_lowpass_flags_set_the_run_s_settings_and_the_record(tmp_path):
+    """The shipped model guides with w = 12 and keeps the input's channel means; the flags replace both, and the
+    recorded command repeats them."""
+    out = tmp_path / "ed.json"
+    done = run("cmnist-2to3/ddib", "--pairs", "1:1", "--limit", "2", "--out", str(out), "--guidance", "8",
+               "--lowpass-factor", "0")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    assert (record["settings"]["guidance"], record["settings"]["lowpass_factor"]) == (8.0, 0)
+    assert record["command"].endswith("--lowpass-factor 0 --guidance 8")
+
+
 def test_equal_step_counts_score_the_method_s_own_translation():
     """Oracle: with the same count for both chains the script scores what DDIB's translate gives at that count."""
     from translab.data import build_domain_pair
