@@ -94,6 +94,8 @@ def test_eval_json_has_every_metric_or_a_reason(runs):
     assert e["dataset"]["n_inputs"] == LIMIT and e["dataset"]["n_reference"] == LIMIT
     s = runs["evals"]["sdedit"]
     assert s["method"] == "sdedit" and s["trained_as"] == "ddib" and s["overrides"] == {"model.t0": 0.5}
+    assert s["model_settings"]["t0"] == 0.5 and "t0" not in e["model_settings"]  # the settings each row ran with
+    assert e["model_settings"]["lowpass_factor"] == method.cfg.lowpass_factor
     assert (runs["run1"] / "eval" / f"sdedit_a2b_3_t0-0.5_limit{LIMIT}.json").is_file()
 
 

@@ -18,6 +18,7 @@ Metrics (FID: Heusel et al. NeurIPS 2017; KID: Binkowski et al. ICLR 2018; SSIM:
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import time
@@ -497,6 +498,8 @@ def evaluate_run(run_dir: str | Path, opts: EvalOptions) -> tuple[dict, Path]:
     result = {
         "run": portable_path(run.path), "run_name": run.path.name, "method": method.name, "trained_as": trained_as,
         "as_method": opts.as_method, "direction": direction, "steps": steps, "overrides": opts.overrides,
+        # every model setting the translation ran with, overrides applied: the record of a shipped model's defaults
+        "model_settings": dataclasses.asdict(method.cfg) if dataclasses.is_dataclass(method.cfg) else None,
         "checkpoint": info, "dataset": _dataset_block(pair, dataset, src, tgt, x, real, opts.limit),
         "metrics": metrics,
         "cost": {"nfe_per_image": nfe, "images_per_s": x.shape[0] / seconds if seconds > 0 else None,
