@@ -29,6 +29,7 @@ import torch
 
 from translab.settings import ConfigError, check_choice, check_fields, check_range, describe
 from translab.diffusion.process import check_loss_weighting, drop_labels, q_sample, sample_t, weighted_loss_simple
+from translab.diffusion.colour_transfer import colour_consistent
 from translab.diffusion.lowpass import lowpass_consistent
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
@@ -117,10 +118,15 @@ class DDIBConfig:
     lowpass_interval: list[int] | None = describe("[t_lo, t_hi]: apply lowpass_factor only at decoding steps with t "
                                                   "in this closed interval (None: every decoding step)", None,
                                                   inference=True)
+    colour_match: float = describe("strength s in [0, 1] of colour-distribution consistency while decoding: each "
+                                   "decoding step's clean-image estimate moves by s towards the input's colour "
+                                   "distribution (sliced colour transfer, Pitie et al. ICCV 2005); its palette, not "
+                                   "its layout; 0: off (the paper)", 0.0, inference=True)
     sample_steps: int = describe("solver steps per chain for the training sample grids", 20, inference=True)
 
     def __post_init__(self):
         check_choice("model.guidance_on", self.guidance_on, GUIDANCE_ON)
+        check_fields(self, "model", {"colour_match": (0.0, 1.0)})
         if not 0.0 <= self.guidance_rescale <= 1.0:
             raise ConfigError(f"model.guidance_rescale: expected a blend phi in [0, 1], got {self.guidance_rescale}")
         check_interval("model.guidance_interval", self.guidance_interval)
@@ -152,8 +158,9 @@ class DDIBConfig:
                               "label); use guidance 1")
 
     def check_with(self, cfg) -> None:
-        """The UNet's levels and the low-pass factor against data.image_size."""
+        """The UNet's levels and the low-pass factor against data.image_size; colour_match against its channels."""
         self.unet.check_image_size(cfg.data.image_size)
+        check_colour_match(self.colour_match, cfg.data.channels)
         n, size = self.lowpass_factor, cfg.data.image_size
         if n < 0 or (n > 0 and size % n):
             raise ConfigError(f"model.lowpass_factor: expected 0 (off) or a divisor of data.image_size {size}, got {n}")
@@ -162,6 +169,13 @@ class DDIBConfig:
     def has_null_label(self) -> bool:
         """Whether the network has the null class (index 2) that classifier-free guidance needs."""
         return self.conditional and self.label_dropout > 0
+
+
+def check_colour_match(strength: float, channels: int) -> None:
+    """ConfigError when model.colour_match is on for images that are not RGB."""
+    if strength and channels != 3:
+        raise ConfigError(f"model.colour_match={strength}: colour transfer needs RGB images, data.channels is "
+                          f"{channels}; set it 0")
 
 
 def check_interval(name: str, interval) -> None:
@@ -295,11 +309,15 @@ class DDIB(Method):
     def decoder_eps(self, domain: str, reference: torch.Tensor | None = None) -> Callable:
         """The noise predictor that decodes into ``domain``: guided by ``model.guidance`` and, with
         ``model.lowpass_factor`` > 0 and a ``reference`` (N,3,H,W), the image translated, kept low-pass consistent
-        with it. Without a reference (a latent decoded on its own: the latent studies) the ODE is the domain's."""
+        with it, and with ``model.colour_match`` > 0 moved towards its colours. Without a reference (a latent decoded on its own: the latent studies) the ODE is the domain's."""
         eps = self.eps_fn(domain, self.cfg.guidance)
-        if self.cfg.lowpass_factor == 0 or reference is None:
+        if reference is None:
             return eps
-        return lowpass_consistent(eps, self.schedule, reference, self.cfg.lowpass_factor, self.cfg.lowpass_interval)
+        if self.cfg.lowpass_factor:
+            eps = lowpass_consistent(eps, self.schedule, reference, self.cfg.lowpass_factor, self.cfg.lowpass_interval)
+        if self.cfg.colour_match:
+            eps = colour_consistent(eps, self.schedule, reference, self.cfg.colour_match)
+        return eps
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None,

@@ -47,12 +47,13 @@ from typing import Callable
 import torch
 
 from translab.settings import ConfigError, check_choice, check_fields, describe
+from translab.diffusion.colour_transfer import colour_consistent
 from translab.diffusion.process import (check_loss_weighting, loss_simple, q_sample, sample_t, seeded_noise,
                                         timestep_batch, weighted_loss_simple)
 from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction, check_source
-from translab.methods.ddib import DiffusionConfig
+from translab.methods.ddib import DiffusionConfig, check_colour_match
 from translab.methods.image_pool import ImagePool
 from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, identity_loss, jacobian_free_surrogate,
                                      lsgan_loss, pooled_discriminator_losses)
@@ -128,6 +129,10 @@ class UnitDDPMConfig:
                                  "paper; use t_max < T-1)", "noise", inference=True)
     clip_x0: bool = describe("clip x0 predictions to [-1, 1] in each ancestral sampling step (Ho et al.'s sampler)",
                              True, inference=True)
+    colour_match: float = describe("strength s in [0, 1] of colour-distribution consistency of the target chain: "
+                                   "each step's clean-image estimate moves by s towards the input's colour "
+                                   "distribution (sliced colour transfer, Pitie et al. ICCV 2005; a departure from "
+                                   "the paper); 0: off", 0.0, inference=True)
     sample_steps: int = describe("ancestral sampling steps of each chain for the training sample grids", 20,
                                  inference=True)
 
@@ -151,9 +156,11 @@ class UnitDDPMConfig:
         return data, notes
 
     def check_with(self, cfg) -> None:
-        """The checks against data.image_size: the generators' downsamplings and the UNet's levels."""
+        """The checks against data.image_size (the generators' downsamplings and the UNet's levels) and
+        colour_match against data.channels."""
         check_divisible_size(cfg.data.image_size, self.generator.n_down, "model.generator.n_down")
         self.unet.check_image_size(cfg.data.image_size)
+        check_colour_match(self.colour_match, cfg.data.channels)
 
 
 def check_release_t(release_t: int, num_timesteps: int) -> int:
@@ -192,6 +199,7 @@ def check_unit_training(cfg: "UnitDDPMConfig") -> None:
 def check_unit_inference(cfg: "UnitDDPMConfig") -> None:
     """The inference settings of UNIT-DDPM (checked again by every ``with_inference`` view)."""
     check_choice("model.target_start", cfg.target_start, TARGET_STARTS)
+    check_fields(cfg, "model", {"colour_match": (0.0, 1.0)})
     T = cfg.diffusion.num_timesteps
     t_r, c = check_release_t(cfg.release_t, T), cfg.condition_t_max
     if c is not None and t_r > c:
@@ -486,6 +494,8 @@ class UnitDDPM(Method):
         t_r = self.check_release(self.cfg.release_t)
         ts = self.timesteps(steps)
         eps_src, eps_tgt = self.eps_fn(src), self.eps_fn(tgt)
+        if self.cfg.colour_match:  # the target chain keeps the input's colours (a departure)
+            eps_tgt = colour_consistent(eps_tgt, self.schedule, x, self.cfg.colour_match)
         clip = self.cfg.clip_x0
         record = set(torch.linspace(0, len(ts) - 1, min(5, len(ts))).round().long().tolist())
         first_joint = next((i for i, t in enumerate(ts) if t <= t_r), None)
