@@ -3,8 +3,9 @@ different step counts, at the model's own start (model.t_max), solver and guidan
 
 DDIB (Su et al., ICLR 2023, Sec. 3) translates by running the source domain's probability-flow ODE from the
 image to the latent at t_max (encode) and the target domain's ODE back (decode). Here each chain gets its own
-step count; every other setting is the run's unless --guidance or --lowpass-factor sets it. Scored on the first N test images of domain A: the share that the
-shipped digit reader reads as the target digit and the hue error against the input (translab's own metrics).
+step count; every other setting is the run's unless --guidance or --lowpass-factor sets it. Scored on the first
+N test images of domain A: the share that the shipped digit reader reads as the target digit and the hue error
+against the input (translab's own metrics).
 
     python scripts/ddib_encode_decode.py cmnist-2to3/ddib --pairs 8:8,8:50,50:8,50:50 --limit 256 \
         --out docs/results/ddib_steps/encode_decode.json --threads 1

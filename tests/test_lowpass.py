@@ -28,6 +28,7 @@ def test_lowpass_is_an_orthogonal_projection_onto_the_low_frequencies():
     assert torch.allclose(lowpass(x - low, 4), torch.zeros_like(x), atol=1e-6)  # the rest has no low part
     assert torch.allclose(lowpass(x, 8), x.mean(dim=(2, 3), keepdim=True).expand_as(x))  # whole image: channel means
     assert torch.equal(lowpass(x, 1), x)
+    assert torch.allclose(lowpass(x, 32), lowpass(x, 8), atol=1e-6)  # beyond the image size: still the means
     with pytest.raises(ValueError, match="divisor"):
         lowpass(x, 3)
 

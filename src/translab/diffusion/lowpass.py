@@ -9,7 +9,8 @@ x0_hat <- phi_N(y) + (I - phi_N)(x0_hat); the noise prediction is rewritten to m
 inside any solver built on (x_t, eps): the deterministic ODE solvers as well as ancestral sampling. No network
 evaluation is added.
 
-Shapes: images (N, C, H, W) in [-1, 1]; the reference has the images' shape; H and W divisible by N.
+Shapes: images (N, C, H, W) in [-1, 1]; the reference has the images' shape; H and W divisible by N, or N at
+least H and W (each channel's mean only, whatever the image size).
 """
 from __future__ import annotations
 
@@ -33,10 +34,17 @@ def dct_matrix(n: int, dtype=torch.float32, device=None) -> torch.Tensor:
 
 
 def lowpass_basis(h: int, w: int, factor: int, dtype=torch.float32, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kept DCT-II rows (h/N, h) and (w/N, w) of ``lowpass`` at ``factor``; ValueError unless it divides h, w."""
-    if factor < 1 or h % factor or w % factor:
-        raise ValueError(f"low-pass factor {factor}: expected a divisor of the image size {h} x {w}")
-    return dct_matrix(h, dtype, device)[: h // factor], dct_matrix(w, dtype, device)[: w // factor]
+    """The kept DCT-II rows (h/N, h) and (w/N, w) of ``lowpass`` at ``factor`` (one row each where N >= h, w);
+    ValueError unless it divides h and w or is at least both."""
+    if not lowpass_factor_fits(factor, h) or not lowpass_factor_fits(factor, w):
+        raise ValueError(f"low-pass factor {factor}: expected a divisor of the image size {h} x {w} or at least it")
+    return dct_matrix(h, dtype, device)[: max(1, h // factor)], dct_matrix(w, dtype, device)[: max(1, w // factor)]
+
+
+def lowpass_factor_fits(factor: int, size: int) -> bool:
+    """Whether ``factor`` N >= 1 suits an image side: it divides the side, or it is at least the side (the mean
+    only), so that one setting keeps the channel means at every image size."""
+    return factor >= 1 and (factor >= size or size % factor == 0)
 
 
 def project(x: torch.Tensor, basis: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -48,7 +56,7 @@ def project(x: torch.Tensor, basis: tuple[torch.Tensor, torch.Tensor]) -> torch.
 def lowpass(x: torch.Tensor, factor: int) -> torch.Tensor:
     """phi_N: x (N, C, H, W) with only its lowest (H/N) x (W/N) DCT-II frequencies kept, as many numbers as the
     N x N downsampled image ILVR keeps, but on a smooth cosine basis (no block edges). An orthogonal projection:
-    lowpass(lowpass(x)) = lowpass(x); factor = H = W keeps each channel's mean only; factor 1 changes nothing."""
+    lowpass(lowpass(x)) = lowpass(x); factor >= H, W keeps each channel's mean only; factor 1 changes nothing."""
     basis = lowpass_basis(*x.shape[-2:], factor, x.dtype, x.device)
     return x if factor == 1 else project(x, basis)
 

@@ -30,7 +30,7 @@ import torch
 from translab.settings import ConfigError, check_choice, check_fields, check_range, describe
 from translab.diffusion.process import check_loss_weighting, drop_labels, q_sample, sample_t, weighted_loss_simple
 from translab.diffusion.colour_transfer import colour_consistent
-from translab.diffusion.lowpass import lowpass_consistent
+from translab.diffusion.lowpass import lowpass_consistent, lowpass_factor_fits
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
@@ -112,8 +112,8 @@ class DDIBConfig:
                                 inference=True)
     lowpass_factor: int = describe("ILVR-style low-pass consistency while decoding (Choi et al. ICCV 2021, eq. 4, on "
                                    "the clean-image estimate): each decoding step's estimate takes its lowest (H/N) x "
-                                   "(W/N) DCT frequencies from the input image; N divides the image size; 0: off (the "
-                                   "paper)",
+                                   "(W/N) DCT frequencies from the input image; N divides the image size, or N >= "
+                                   "it keeps each channel's mean only; 0: off (the paper)",
                                    0, inference=True)
     lowpass_interval: list[int] | None = describe("[t_lo, t_hi]: apply lowpass_factor only at decoding steps with t "
                                                   "in this closed interval (None: every decoding step)", None,
@@ -162,8 +162,9 @@ class DDIBConfig:
         self.unet.check_image_size(cfg.data.image_size)
         check_colour_match(self.colour_match, cfg.data.channels)
         n, size = self.lowpass_factor, cfg.data.image_size
-        if n < 0 or (n > 0 and size % n):
-            raise ConfigError(f"model.lowpass_factor: expected 0 (off) or a divisor of data.image_size {size}, got {n}")
+        if n != 0 and not lowpass_factor_fits(n, size):
+            raise ConfigError(f"model.lowpass_factor: expected 0 (off), a divisor of data.image_size {size} or at "
+                              f"least it (the channel means only), got {n}")
 
     @property
     def has_null_label(self) -> bool:
@@ -309,7 +310,8 @@ class DDIB(Method):
     def decoder_eps(self, domain: str, reference: torch.Tensor | None = None) -> Callable:
         """The noise predictor that decodes into ``domain``: guided by ``model.guidance`` and, with
         ``model.lowpass_factor`` > 0 and a ``reference`` (N,3,H,W), the image translated, kept low-pass consistent
-        with it, and with ``model.colour_match`` > 0 moved towards its colours. Without a reference (a latent decoded on its own: the latent studies) the ODE is the domain's."""
+        with it, and with ``model.colour_match`` > 0 moved towards its colours. Without a reference (a latent
+        decoded on its own: the latent studies) the ODE is the domain's."""
         eps = self.eps_fn(domain, self.cfg.guidance)
         if reference is None:
             return eps
