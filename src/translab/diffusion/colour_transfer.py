@@ -35,17 +35,26 @@ def colour_rotations(k: int = TRANSFER_ROTATIONS, dtype=torch.float32, device=No
     return [m.to(dtype=dtype, device=device) for m in out]
 
 
-def transfer_colours(x: torch.Tensor, reference: torch.Tensor, rotations: list[torch.Tensor]) -> torch.Tensor:
-    """x (N, 3, H, W) with each image's colour distribution moved to its reference image's: for each rotation R in
-    turn, the pixels' coordinates along each axis of R take the reference's values of the same rank (ties keep
+def sorted_marginals(reference: torch.Tensor, rotations: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The reference's (N, 3, H, W) pixel coordinates along each axis of each rotation, sorted: (N, 3, H*W) each."""
+    ref = reference.flatten(2)
+    return [(rot @ ref).sort(-1).values for rot in rotations]
+
+
+def transfer_to_marginals(x: torch.Tensor, marginals: list[torch.Tensor], rotations: list[torch.Tensor]) -> torch.Tensor:
+    """x (N, 3, H, W) moved to the colour distribution whose ``sorted_marginals`` are given: for each rotation R
+    in turn, the pixels' coordinates along each axis of R take the marginal's values of the same rank (ties keep
     their order)."""
-    n, c, h, w = x.shape
-    pixels, ref = x.reshape(n, c, h * w), reference.reshape(n, c, h * w)
-    for rot in rotations:
-        along, ref_along = rot @ pixels, rot @ ref
-        matched = torch.empty_like(along).scatter_(-1, along.argsort(dim=-1, stable=True), ref_along.sort(-1).values)
-        pixels = rot.T @ matched
-    return pixels.reshape(n, c, h, w)
+    pixels = x.flatten(2)
+    for rot, marginal in zip(rotations, marginals):
+        along = rot @ pixels
+        pixels = rot.T @ torch.empty_like(along).scatter_(-1, along.argsort(dim=-1, stable=True), marginal)
+    return pixels.reshape(x.shape)
+
+
+def transfer_colours(x: torch.Tensor, reference: torch.Tensor, rotations: list[torch.Tensor]) -> torch.Tensor:
+    """x (N, 3, H, W) with each image's colour distribution moved to its reference image's (N, 3, H, W)."""
+    return transfer_to_marginals(x, sorted_marginals(reference, rotations), rotations)
 
 
 def colour_consistent(eps_fn: Callable, schedule: NoiseSchedule, reference: torch.Tensor,
@@ -53,13 +62,14 @@ def colour_consistent(eps_fn: Callable, schedule: NoiseSchedule, reference: torc
     """``eps_fn`` whose clean-image estimate (clipped to [-1, 1]) is moved by ``strength`` in (0, 1] towards the
     colour distribution of ``reference`` (N, 3, H, W). ``eps_fn`` takes (x, ..., t): the image first, the
     timesteps (N,) last, any condition between (UNIT-DDPM's partner chain); so does the returned function."""
-    rotations = colour_rotations(dtype=reference.dtype, device=reference.device)  # once per chain
+    rotations = colour_rotations(dtype=reference.dtype, device=reference.device)  # once per chain, as are
+    marginals = sorted_marginals(reference, rotations)  # the reference's sorted coordinates
 
     def matched(x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         eps = eps_fn(x, *rest)
         step = int(rest[-1][0])
         x0 = x0_from_eps(schedule, x, step, eps).clamp(-1, 1)
-        x0 = x0 + strength * (transfer_colours(x0, reference, rotations) - x0)
+        x0 = x0 + strength * (transfer_to_marginals(x0, marginals, rotations) - x0)
         return eps_from_x0(schedule, x, step, x0)
 
     return matched

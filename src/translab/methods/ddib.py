@@ -325,8 +325,8 @@ class DDIB(Method):
     def decode(self, z: torch.Tensor, domain: str, steps: int | None = None, progress=None,
                reference: torch.Tensor | None = None) -> torch.Tensor:
         """Latent -> image (N,3,H,W): the domain's probability-flow ODE with ``model.sampler``, guided by
-        ``model.guidance`` (and low-pass consistent with ``reference``, the image being translated, where
-        ``model.lowpass_factor`` > 0: see ``decoder_eps``)."""
+        ``model.guidance`` (and, given ``reference``, the image being translated, with its low-pass and colour
+        steps where ``model.lowpass_factor`` or ``model.colour_match`` is set: see ``decoder_eps``)."""
         return self.ode()[1](self.decoder_eps(domain, reference), self.schedule, z, self.timesteps(steps),
                              progress=progress)
 
