@@ -34,7 +34,7 @@ from translab.diffusion.lowpass import lowpass_consistent, lowpass_factor_fits
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
-from translab.methods.base import Method, TrainSteps, Translation, check_direction
+from translab.methods.base import Method, MethodError, TrainSteps, Translation, check_direction, check_source
 from translab.nets.unet import DenoiserUNet, UNetConfig
 
 DOMAIN_INDEX = {"a": 0, "b": 1}
@@ -87,6 +87,10 @@ class DDIBConfig:
                                    "(min(SNR, gamma) / SNR, Hang et al. ICCV 2023, written for eps prediction; a "
                                    "departure from the paper)", "uniform")
     min_snr_gamma: float = describe("gamma of loss_weighting=min_snr", 5.0)
+    init_from: str | None = describe("a trained DDIB run (directory or shipped name, e.g. cmnist-2to3/ddib) whose "
+                                     "inference (EMA) denoisers this run starts from on a fresh training: a "
+                                     "fine-tuning, e.g. at a lower train.lr (same schedule, network and domains); "
+                                     "None: new networks", None)
     sampler: str = describe("ODE solver of DDIB's encoding and decoding (and SDEdit's at eta = 0): ddim (the paper's) "
                             "| dpmpp2m (DPM-Solver++(2M), Lu et al. 2022) | edict (exactly invertible, 2 evaluations "
                             "per solver step)", "ddim", inference=True)
@@ -213,6 +217,32 @@ class DDIB(Method):
         self.ema_nets = tuple(self.nets.keys())
 
     # ---- training -------------------------------------------------------------------------------
+    def init_sources(self) -> dict[str, str]:
+        """model.init_from, where set: the trained DDIB this run fine-tunes."""
+        return {} if self.cfg.init_from is None else {"init_from": self.cfg.init_from}
+
+    def continued_source(self) -> str | None:
+        """model.init_from is an earlier stage of this model's training: the record embeds its record."""
+        return None if self.cfg.init_from is None else "init_from"
+
+    def init_for_training(self, cfg, sources: dict | None = None) -> None:
+        """On a fresh training with ``model.init_from``: copy that DDIB's inference denoisers (its EMA) into ours,
+        after checking its method, schedule, network layout and domains against ours (MethodError naming both)."""
+        if self.cfg.init_from is None:
+            return
+        if "init_from" not in (sources or {}):
+            raise MethodError("model.init_from is set, but its trained model was not loaded: pass "
+                              "sources=translab.training.load_init_sources(method)")
+        where = f"model.init_from={self.cfg.init_from}"
+        source, source_cfg = check_source(where, sources["init_from"], "ddib", cfg,
+                                          ("diffusion", "unet", "conditional"))
+        if source_cfg.model.has_null_label != self.cfg.has_null_label:
+            raise MethodError(f"{where}: its network {'has' if source_cfg.model.has_null_label else 'lacks'} the "
+                              "null class of model.label_dropout > 0 and ours does not match; set "
+                              f"model.label_dropout {'> 0' if source_cfg.model.has_null_label else 'to 0'}")
+        for name in self.nets:
+            self.nets[name].load_state_dict(source.infer_net(name).state_dict())
+
     def optimizer_specs(self, train_cfg):
         from translab.methods.base import OptimizerSpec
 
