@@ -21,8 +21,6 @@ import torch
 from translab.diffusion.process import eps_from_x0, x0_from_eps
 from translab.diffusion.schedule import NoiseSchedule
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
 
 def dct_matrix(n: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """The orthonormal DCT-II matrix C (n, n): row k is sqrt(2/n) cos(pi (2i + 1) k / 2n), row 0 scaled by
@@ -61,21 +59,39 @@ def lowpass(x: torch.Tensor, factor: int) -> torch.Tensor:
     return x if factor == 1 else project(x, basis)
 
 
-def lowpass_consistent(eps_fn: EpsFn, schedule: NoiseSchedule, reference: torch.Tensor, factor: int,
-                       interval: list[int] | None = None) -> EpsFn:
+LOWPASS_ON = ("all", "chroma")
+
+
+def chroma(x: torch.Tensor) -> torch.Tensor:
+    """x (N, C, H, W) less each pixel's channel mean (its grey level): the part of the colour that a grey image
+    lacks. Black, white and every grey have no chroma; the whole-image mean of a uniformly inked image is its ink
+    area times its ink's chroma, whose direction is the ink's hue."""
+    return x - x.mean(1, keepdim=True)
+
+
+def lowpass_consistent(eps_fn: Callable, schedule: NoiseSchedule, reference: torch.Tensor, factor: int,
+                       interval: list[int] | None = None, on: str = "all") -> Callable:
     """``eps_fn`` whose clean-image estimate takes its low frequencies (``lowpass`` at ``factor``) from
     ``reference`` (N, C, H, W), at timesteps inside the closed ``interval`` [t_lo, t_hi] (None: every timestep);
-    elsewhere ``eps_fn`` unchanged. The returned function maps (x (N,C,H,W), t (N,)) -> eps (N,C,H,W)."""
+    elsewhere ``eps_fn`` unchanged. ``on``: "all" replaces the low frequencies of every channel (ILVR); "chroma"
+    those of the ``chroma`` only, so the estimate's grey level (the ink amount on a black background) stays its
+    own. ``eps_fn`` takes (x (N,C,H,W), ..., t (N,)): the image first, the timesteps last, any condition between
+    (UNIT-DDPM's partner chain); so does the returned function."""
+    if on not in LOWPASS_ON:
+        raise ValueError(f"lowpass_consistent: on expected one of {LOWPASS_ON}, got {on!r}")
+    part = chroma if on == "chroma" else (lambda v: v)
     basis = lowpass_basis(*reference.shape[-2:], factor, reference.dtype, reference.device)  # once per chain
-    ref_low = project(reference, basis)
+    ref_low = project(part(reference), basis)
 
-    def projected(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        eps = eps_fn(x, t)
-        step = int(t[0])
+    def projected(x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        eps = eps_fn(x, *rest)
+        step = int(rest[-1][0])
         if interval is not None and not interval[0] <= step <= interval[1]:
             return eps
         x0 = x0_from_eps(schedule, x, step, eps)
-        x0 = x0 - project(x0, basis) + ref_low
+        # part(x0) = P + R, P its low frequencies; P is replaced by the reference's (project and part commute:
+        # both are linear, one acts on pixels, the other on channels)
+        x0 = x0 - project(part(x0), basis) + ref_low
         return eps_from_x0(schedule, x, step, x0)
 
     return projected

@@ -30,7 +30,7 @@ import torch
 from translab.settings import ConfigError, check_choice, check_fields, check_range, describe
 from translab.diffusion.process import check_loss_weighting, drop_labels, q_sample, sample_t, weighted_loss_simple
 from translab.diffusion.colour_transfer import colour_consistent
-from translab.diffusion.lowpass import lowpass_consistent, lowpass_factor_fits
+from translab.diffusion.lowpass import LOWPASS_ON, lowpass_consistent, lowpass_factor_fits
 from translab.diffusion.edict import DEFAULT_MIX, invert_edict, sample_edict
 from translab.diffusion.samplers import invert_ddim, invert_dpmpp2m, sample_ddim, sample_dpmpp2m
 from translab.diffusion.schedule import NoiseSchedule
@@ -119,6 +119,10 @@ class DDIBConfig:
                                    "(W/N) DCT frequencies from the input image; N divides the image size, or N >= "
                                    "it keeps each channel's mean only; 0: off (the paper)",
                                    0, inference=True)
+    lowpass_on: str = describe("what the low-pass step replaces: all (every channel's low frequencies, ILVR) | "
+                               "chroma (those of each pixel's difference from its grey level only, so the "
+                               "estimate's brightness, the ink amount, stays its own and the mean hue is the "
+                               "input's; a departure)", "all", inference=True)
     lowpass_interval: list[int] | None = describe("[t_lo, t_hi]: apply lowpass_factor only at decoding steps with t "
                                                   "in this closed interval (None: every decoding step)", None,
                                                   inference=True)
@@ -130,6 +134,7 @@ class DDIBConfig:
 
     def __post_init__(self):
         check_choice("model.guidance_on", self.guidance_on, GUIDANCE_ON)
+        check_choice("model.lowpass_on", self.lowpass_on, LOWPASS_ON)
         check_fields(self, "model", {"colour_match": (0.0, 1.0)})
         if not 0.0 <= self.guidance_rescale <= 1.0:
             raise ConfigError(f"model.guidance_rescale: expected a blend phi in [0, 1], got {self.guidance_rescale}")
@@ -162,18 +167,26 @@ class DDIBConfig:
                               "label); use guidance 1")
 
     def check_with(self, cfg) -> None:
-        """The UNet's levels and the low-pass factor against data.image_size; colour_match against its channels."""
+        """The UNet's levels and the low-pass factor against data.image_size; colour_match and lowpass_on against
+        its channels."""
         self.unet.check_image_size(cfg.data.image_size)
         check_colour_match(self.colour_match, cfg.data.channels)
-        n, size = self.lowpass_factor, cfg.data.image_size
-        if n != 0 and not lowpass_factor_fits(n, size):
-            raise ConfigError(f"model.lowpass_factor: expected 0 (off), a divisor of data.image_size {size} or at "
-                              f"least it (the channel means only), got {n}")
+        check_lowpass(self.lowpass_factor, self.lowpass_on, cfg.data.image_size, cfg.data.channels)
 
     @property
     def has_null_label(self) -> bool:
         """Whether the network has the null class (index 2) that classifier-free guidance needs."""
         return self.conditional and self.label_dropout > 0
+
+
+def check_lowpass(factor: int, on: str, size: int, channels: int) -> None:
+    """ConfigError when model.lowpass_factor is on and neither divides data.image_size nor reaches it, or when
+    model.lowpass_on is chroma for images that are not RGB (a grey image has no chroma)."""
+    if factor != 0 and not lowpass_factor_fits(factor, size):
+        raise ConfigError(f"model.lowpass_factor: expected 0 (off), a divisor of data.image_size {size} or at "
+                          f"least it (the channel means only), got {factor}")
+    if factor != 0 and on == "chroma" and channels != 3:
+        raise ConfigError(f"model.lowpass_on=chroma: chroma needs RGB images, data.channels is {channels}")
 
 
 def check_colour_match(strength: float, channels: int) -> None:
@@ -346,7 +359,8 @@ class DDIB(Method):
         if reference is None:
             return eps
         if self.cfg.lowpass_factor:
-            eps = lowpass_consistent(eps, self.schedule, reference, self.cfg.lowpass_factor, self.cfg.lowpass_interval)
+            eps = lowpass_consistent(eps, self.schedule, reference, self.cfg.lowpass_factor, self.cfg.lowpass_interval,
+                                     self.cfg.lowpass_on)
         if self.cfg.colour_match:
             eps = colour_consistent(eps, self.schedule, reference, self.cfg.colour_match)
         return eps

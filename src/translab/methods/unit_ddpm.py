@@ -48,12 +48,13 @@ import torch
 
 from translab.settings import ConfigError, check_choice, check_fields, describe
 from translab.diffusion.colour_transfer import colour_consistent
+from translab.diffusion.lowpass import LOWPASS_ON, lowpass_consistent
 from translab.diffusion.process import (check_loss_weighting, loss_simple, q_sample, sample_t, seeded_noise,
                                         timestep_batch, weighted_loss_simple)
 from translab.diffusion.samplers import ddpm_step
 from translab.diffusion.schedule import NoiseSchedule
 from translab.methods.base import Method, MethodError, OptimizerSpec, TrainSteps, Translation, check_direction, check_source
-from translab.methods.ddib import DiffusionConfig, check_colour_match
+from translab.methods.ddib import DiffusionConfig, check_colour_match, check_interval, check_lowpass
 from translab.methods.image_pool import ImagePool
 from translab.methods.losses import (CYCLE_DISTANCES, cycle_losses, identity_loss, jacobian_free_surrogate,
                                      lsgan_loss, pooled_discriminator_losses)
@@ -133,6 +134,14 @@ class UnitDDPMConfig:
                                    "each step's clean-image estimate moves by s towards the input's colour "
                                    "distribution (sliced colour transfer, Pitie et al. ICCV 2005; a departure from "
                                    "the paper); 0: off", 0.0, inference=True)
+    lowpass_factor: int = describe("ILVR-style low-pass consistency of the target chain (Choi et al. ICCV 2021, "
+                                   "eq. 4, on the clean-image estimate): each step's estimate takes its lowest (H/N) "
+                                   "x (W/N) DCT frequencies from the input; N divides the image size, or N >= it "
+                                   "keeps each channel's mean only; 0: off (the paper)", 0, inference=True)
+    lowpass_on: str = describe("what the low-pass step replaces: all (every channel's low frequencies) | chroma "
+                               "(those of each pixel's difference from its grey level only)", "all", inference=True)
+    lowpass_interval: list[int] | None = describe("[t_lo, t_hi]: apply lowpass_factor only at steps with t in this "
+                                                  "closed interval (None: every step)", None, inference=True)
     sample_steps: int = describe("ancestral sampling steps of each chain for the training sample grids", 20,
                                  inference=True)
 
@@ -156,11 +165,12 @@ class UnitDDPMConfig:
         return data, notes
 
     def check_with(self, cfg) -> None:
-        """The checks against data.image_size (the generators' downsamplings and the UNet's levels) and
-        colour_match against data.channels."""
+        """The checks against data.image_size (the generators' downsamplings, the UNet's levels, the low-pass
+        factor) and data.channels (colour_match, lowpass_on)."""
         check_divisible_size(cfg.data.image_size, self.generator.n_down, "model.generator.n_down")
         self.unet.check_image_size(cfg.data.image_size)
         check_colour_match(self.colour_match, cfg.data.channels)
+        check_lowpass(self.lowpass_factor, self.lowpass_on, cfg.data.image_size, cfg.data.channels)
 
 
 def check_release_t(release_t: int, num_timesteps: int) -> int:
@@ -199,7 +209,9 @@ def check_unit_training(cfg: "UnitDDPMConfig") -> None:
 def check_unit_inference(cfg: "UnitDDPMConfig") -> None:
     """The inference settings of UNIT-DDPM (checked again by every ``with_inference`` view)."""
     check_choice("model.target_start", cfg.target_start, TARGET_STARTS)
-    check_fields(cfg, "model", {"colour_match": (0.0, 1.0)})
+    check_fields(cfg, "model", {"colour_match": (0.0, 1.0), "lowpass_factor": (0, None)})
+    check_interval("model.lowpass_interval", cfg.lowpass_interval)
+    check_choice("model.lowpass_on", cfg.lowpass_on, LOWPASS_ON)
     T = cfg.diffusion.num_timesteps
     t_r, c = check_release_t(cfg.release_t, T), cfg.condition_t_max
     if c is not None and t_r > c:
@@ -494,6 +506,9 @@ class UnitDDPM(Method):
         t_r = self.check_release(self.cfg.release_t)
         ts = self.timesteps(steps)
         eps_src, eps_tgt = self.eps_fn(src), self.eps_fn(tgt)
+        if self.cfg.lowpass_factor:  # the target chain keeps the input's low frequencies (a departure)
+            eps_tgt = lowpass_consistent(eps_tgt, self.schedule, x, self.cfg.lowpass_factor, self.cfg.lowpass_interval,
+                                         self.cfg.lowpass_on)
         if self.cfg.colour_match:  # the target chain keeps the input's colours (a departure)
             eps_tgt = colour_consistent(eps_tgt, self.schedule, x, self.cfg.colour_match)
         clip = self.cfg.clip_x0
