@@ -77,8 +77,9 @@ def test_chroma_only_consistency_keeps_the_estimate_s_grey_level():
     assert torch.allclose(x0.mean(1), x0_raw.mean(1), atol=1e-4)  # the grey level is untouched
     assert not torch.allclose(lowpass(x0, 2), lowpass(ref, 2), atol=1e-2)  # unlike on="all"
     ink = torch.tensor([0.8, -0.2, 0.1])
-    assert torch.allclose(chroma(ink.view(1, 3, 1, 1)).flatten(), ink - ink.mean())
-    assert torch.allclose(chroma(torch.full((1, 3, 2, 2), -1.0)), torch.zeros(1, 3, 2, 2))  # black has none
+    digit = torch.full((1, 3, 8, 8), -1.0)  # black has no chroma
+    digit[:, :, 2:6, 3:5] = ink.view(1, 3, 1, 1)  # 8 of 64 pixels inked
+    assert torch.allclose(chroma(digit).mean((2, 3)).flatten(), (8 / 64) * (ink - ink.mean()), atol=1e-6)
     with pytest.raises(ValueError, match="on expected one of"):
         lowpass_consistent(raw, sched, ref, 2, on="luma")
 

@@ -7,7 +7,8 @@ back) and y_{t-1} the reference noised to level t-1. Here phi_N keeps the lowest
 the DCT (an exact orthogonal projection with a smooth basis), and it acts on the denoiser's clean-image estimate,
 x0_hat <- phi_N(y) + (I - phi_N)(x0_hat); the noise prediction is rewritten to match it, so it works unchanged
 inside any solver built on (x_t, eps): the deterministic ODE solvers as well as ancestral sampling. No network
-evaluation is added.
+evaluation is added. A departure: with ``on="chroma"`` only the low frequencies of the chroma (each pixel less its
+grey level) are replaced, and the estimate keeps its own brightness.
 
 Shapes: images (N, C, H, W) in [-1, 1]; the reference has the images' shape; H and W divisible by N, or N at
 least H and W (each channel's mean only, whatever the image size).
